@@ -1,0 +1,158 @@
+"""A REPL where /imagine, /quota and the button actions work as they do in chat."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import shlex
+import sys
+from typing import TextIO
+
+from bot.chat.render import fields_text, info_fields, progress_text, result_fields
+from bot.core.admin import parse_admin, run_admin
+from bot.core.errors import ImagineError
+from bot.core.jobs import Actor, JobDone, JobEvent, JobFailed, ReplyTarget
+from bot.core.service import ImagineService
+
+log = logging.getLogger(__name__)
+
+HELP = """Commands:
+  /imagine PROMPT [--ar 16:9 --seed 5 --no TEXT --steps N --cfg X --model NAME --n N ...]
+  /quota                       your balance
+  /quota-admin ACTION ...      show|set|grant|reset|block|unblock|top (you are the admin here)
+  reroll N | vary N [IMAGE] | edit N NEW PROMPT | info N | delete N | cancel N
+                               N is the number printed with each job
+  help | quit"""
+
+
+class ConsoleChat:
+    """One operator at a terminal; job numbers are short aliases for job ids."""
+
+    def __init__(self, service: ImagineService, out: TextIO = sys.stdout,
+                 user: str | None = None) -> None:
+        self.service = service
+        self.out = out
+        self.actor = Actor("console", user_id=user or _user(), display_name=user or _user(),
+                           is_admin=True)
+        self.target = ReplyTarget(platform="console", channel_id="console")
+        self.numbers: dict[int, str] = {}
+        self.service.listen("console", self.on_event)
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def on_event(self, event: JobEvent) -> None:
+        """Print progress and results as they come."""
+        number = self._number(event.job.id)
+        if isinstance(event, JobDone):
+            self._say(f"[{number}] done: " + fields_text(result_fields(event.job, event.balance)))
+            for path in event.images:
+                self._say(f"[{number}]   {path}")
+        elif isinstance(event, JobFailed):
+            self._say(f"[{number}] {event.message}")
+        else:
+            self._say(f"[{number}] {progress_text(event)}")
+        if isinstance(event, JobDone | JobFailed):
+            await self.service.mark_delivered(event.job.id)
+
+    async def handle(self, line: str) -> bool:
+        """Run one line; False means quit. Errors become one sentence, never a traceback."""
+        line = line.strip()
+        if not line:
+            return True
+        try:
+            return await self._dispatch(line)
+        except ImagineError as error:
+            self._say(error.sentence())
+        except Exception:
+            log.exception("console command failed: %r", line[:200])
+            self._say("Something went wrong on our side; the details are in the log.")
+        return True
+
+    async def _dispatch(self, line: str) -> bool:
+        head, _, rest = line.partition(" ")
+        head = head.lower()
+        if head in ("quit", "exit", "/quit"):
+            return False
+        if head in ("help", "/help"):
+            self._say(HELP)
+        elif head == "/imagine":
+            job = await self.service.imagine(self.actor, rest, None, self.target, nsfw_allowed=True)
+            self._say(f"[{self._number(job.id)}] queued {job.request.summary()}, {job.cost} credits")
+        elif head == "/quota":
+            self._say((await self.service.quota_status(self.actor)).sentence())
+        elif head == "/quota-admin":
+            command = parse_admin(shlex.split(rest))
+            self._say(await run_admin(self.service.quota, self.actor.scope, command))
+        elif head in ("reroll", "vary", "edit", "info", "delete", "cancel"):
+            await self._button(head, rest)
+        else:
+            self._say(f"Unknown command {head[:30]!r}; type help.")
+        return True
+
+    async def _button(self, action: str, rest: str) -> None:
+        words = rest.split(maxsplit=1)
+        if not words:
+            raise ImagineError(f"{action} needs a job number, as in {action} 1.")
+        job_id = self._job_id(words[0])
+        extra = words[1] if len(words) > 1 else ""
+        if action == "reroll":
+            job = await self.service.reroll(self.actor, job_id, self.target, nsfw_allowed=True)
+        elif action == "vary":
+            index = int(extra) - 1 if extra.strip().isdigit() else 0
+            job = await self.service.vary(self.actor, job_id, self.target, index=index,
+                                          nsfw_allowed=True)
+        elif action == "edit":
+            job = await self.service.edit(self.actor, job_id, extra, None, self.target,
+                                          nsfw_allowed=True)
+        elif action == "info":
+            job = await self.service.get_job(job_id)
+            fields = info_fields(job, self.service.describe_variation(job))
+            self._say("\n".join(f"  {name}: {value}" for name, value in fields))
+            return
+        elif action == "delete":
+            await self.service.delete(self.actor, job_id)
+            self._say("Deleted.")
+            return
+        else:
+            await self.service.cancel(self.actor, job_id)
+            return
+        self._say(f"[{self._number(job.id)}] queued {job.action} {job.request.summary()}, "
+                  f"{job.cost} credits")
+
+    def _number(self, job_id: str) -> int:
+        for number, known in self.numbers.items():
+            if known == job_id:
+                return number
+        number = len(self.numbers) + 1
+        self.numbers[number] = job_id
+        return number
+
+    def _job_id(self, word: str) -> str:
+        if word.isdigit() and int(word) in self.numbers:
+            return self.numbers[int(word)]
+        return word  # a full job id also works
+
+
+async def run_console(service: ImagineService, stdin: TextIO = sys.stdin,
+                      out: TextIO = sys.stdout) -> None:
+    """Read commands until quit or end of input."""
+    chat = ConsoleChat(service, out)
+    print("imagine-bot console. Type help for commands.", file=out, flush=True)
+    loop = asyncio.get_running_loop()
+    while True:
+        print("> ", end="", file=out, flush=True)
+        line = await loop.run_in_executor(None, stdin.readline)
+        if not line:
+            break
+        if not await chat.handle(line):
+            break
+    await service.bus.drain()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "local"

@@ -1,0 +1,292 @@
+"""Runs queued jobs: fair order, per-backend concurrency, retries with backoff, events, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.core.backend import GenerationResult, ImageBackend
+from bot.core.errors import (
+    BackendError,
+    BackendTransient,
+    BackendUnavailable,
+    ImagineError,
+    RateLimited,
+)
+from bot.core.events import EventBus
+from bot.core.fair_queue import FairQueue
+from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning, JobState
+from bot.core.routing import Router
+from bot.store.db import Database
+from bot.store.jobs_repo import JobRepository
+from bot.store.quota_repo import QuotaRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    max_retries: int = 3
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 30.0
+    progress_interval_s: float = 2.0
+    initial_eta_s: float = 10.0
+
+    def backoff(self, attempt: int, error: BackendTransient, rng: random.Random) -> float:
+        """Exponential backoff with jitter; a 429's Retry-After wins when it is longer."""
+        delay = min(self.backoff_cap_s, self.backoff_base_s * 2**attempt) * rng.uniform(0.5, 1.5)
+        if isinstance(error, RateLimited) and error.retry_after_s:
+            delay = max(delay, min(error.retry_after_s, self.backoff_cap_s))
+        return delay
+
+
+class _Lane:
+    """One backend's fair queue, its workers, and its measured seconds per job."""
+
+    def __init__(self, backend: ImageBackend, concurrency: int, initial_eta_s: float) -> None:
+        self.backend = backend
+        self.concurrency = concurrency
+        self.queue = FairQueue()
+        self.ready = asyncio.Semaphore(0)  # one release per push; cancelled jobs leave a spare
+        self.mean_s = initial_eta_s
+        self.last_positions: dict[str, int] = {}
+
+    def observe(self, seconds: float) -> None:
+        self.mean_s = 0.8 * self.mean_s + 0.2 * seconds  # EMA of the backend's latency
+
+    def eta(self, position: int) -> float:
+        return -(-position // self.concurrency) * self.mean_s
+
+
+class Dispatcher:
+    """Owns the in-memory queues; SQLite stays the truth, so a restart loses nothing."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        jobs: JobRepository,
+        quota: QuotaRepository,
+        router: Router,
+        bus: EventBus,
+        concurrency: dict[str, int],
+        data_dir: Path,
+        policy: DispatchPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.jobs = jobs
+        self.quota = quota
+        self.router = router
+        self.bus = bus
+        self.data_dir = data_dir
+        self.policy = policy or DispatchPolicy()
+        self.rng = rng or random.Random()
+        self._lanes = {
+            name: _Lane(backend, concurrency.get(name, 1), self.policy.initial_eta_s)
+            for name, backend in router.backends.items()
+        }
+        self._jobs: dict[str, Job] = {}  # waiting or running, by id
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replays: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Re-queue what a previous run left unfinished, then start the workers."""
+        requeued = await self.jobs.requeue_running()
+        pending = await self.jobs.unfinished()
+        if pending:
+            log.info("resuming %d unfinished jobs (%d were running)", len(pending), requeued)
+        for job in pending:
+            self.enqueue(job)
+        for lane in self._lanes.values():
+            for _ in range(lane.concurrency):
+                self._tasks.append(asyncio.create_task(self._work(lane)))
+        self._tasks.append(asyncio.create_task(self._report_positions()))
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop the workers; running jobs stay 'running' in SQLite and resume on next start."""
+        for task in self._tasks + list(self._replays):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._replays, return_exceptions=True)
+        self._tasks.clear()
+
+    def enqueue(self, job: Job) -> None:
+        """Put a stored job in its backend's fair queue and announce its place."""
+        lane = self._lanes.get(job.backend)
+        if lane is None:
+            try:
+                lane = self._lanes[self.router.pick(job.request.model).name]
+            except ImagineError as error:
+                self._spawn(self._fail(job, error))
+                return
+        self._jobs[job.id] = job
+        lane.queue.push(job.actor.scope + "/" + job.actor.user_id, job.id)
+        lane.ready.release()
+        position = lane.queue.position(job.id) or len(lane.queue)
+        lane.last_positions[job.id] = position
+        self.bus.emit(JobQueued(job, position, lane.eta(position)))
+
+    async def cancel(self, job: Job) -> Job:
+        """Cancel a queued job and refund it; a running job cannot be cancelled."""
+        lane = self._lanes.get(job.backend)
+        if lane is None or not lane.queue.remove(job.id):
+            raise ImagineError("That job is already running or finished; it cannot be cancelled.")
+        self._jobs.pop(job.id, None)
+        async with self.db.transaction() as conn:
+            if await self.jobs.finish(conn, job.id, JobState.CANCELLED, error="cancelled",
+                                      refunded=True):
+                await self.quota.refund(conn, job.id)
+        cancelled = await self.jobs.get(job.id) or job
+        self.bus.emit(JobFailed(cancelled, "Cancelled. Your credits were refunded.", True))
+        return cancelled
+
+    def queue_depth(self) -> dict[str, int]:
+        """Waiting jobs per backend."""
+        return {name: len(lane.queue) for name, lane in self._lanes.items()}
+
+    # --- delivery after a restart -------------------------------------------------------------
+
+    def replay_undelivered(self, platform: str) -> None:
+        """Send the final event of results a crash left undelivered to `platform`'s listeners."""
+        self._spawn(self._replay(platform))
+
+    async def _replay(self, platform: str) -> None:
+        for job in await self.jobs.undelivered(platform):
+            event = await self.final_event(job)
+            if event is not None:
+                log.info("replaying undelivered job %s to %s", job.id, platform)
+                self.bus.emit(event)
+
+    async def final_event(self, job: Job) -> JobEvent | None:
+        """The JobDone or JobFailed that a finished job ended with."""
+        if job.state is JobState.DONE:
+            status = await self.quota.status(job.actor.scope, job.actor.user_id,
+                                             is_admin=job.actor.is_admin)
+            return JobDone(job, job.images, status.balance)
+        if job.state in (JobState.FAILED, JobState.CANCELLED):
+            return JobFailed(job, job.error or "The job failed.", job.refunded)
+        return None
+
+    # --- the work -------------------------------------------------------------------------------
+
+    async def _work(self, lane: _Lane) -> None:
+        while True:
+            await lane.ready.acquire()
+            job_id = lane.queue.pop()
+            if job_id is None:
+                continue
+            lane.last_positions.pop(job_id, None)
+            job = self._jobs.pop(job_id, None)
+            if job is None:
+                continue
+            try:
+                await self._run(lane, job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let one job kill a worker
+                log.exception("job %s crashed the dispatcher", job.id)
+                await self._fail(job, BackendError("Something went wrong on our side."))
+
+    async def _run(self, lane: _Lane, job: Job) -> None:
+        if not await self.jobs.mark_running(job.id, lane.backend.name):
+            return  # cancelled meanwhile
+        running = await self.jobs.get(job.id) or job
+        self.bus.emit(JobRunning(running))
+        started = time.monotonic()
+        try:
+            result = await self._generate(lane.backend, running)
+        except ImagineError as error:
+            await self._fail(running, error)
+            return
+        seconds = time.monotonic() - started
+        lane.observe(seconds)
+        paths = await asyncio.to_thread(self._save, running, result)
+        async with self.db.transaction() as conn:
+            finished = await self.jobs.finish(conn, running.id, JobState.DONE, images=paths,
+                                              backend_seconds=seconds)
+            if finished:
+                await self.quota.commit(conn, running.id)
+        if not finished:
+            return
+        done = await self.jobs.get(running.id) or running
+        status = await self.quota.status(done.actor.scope, done.actor.user_id,
+                                         is_admin=done.actor.is_admin)
+        log.info("job %s done in %.2f s on %s (%d images)", done.id, seconds,
+                 lane.backend.name, len(paths))
+        self.bus.emit(JobDone(done, paths, status.balance))
+
+    async def _generate(self, backend: ImageBackend, job: Job) -> GenerationResult:
+        attempt = 0
+        while True:
+            try:
+                return await backend.generate(job.request)
+            except BackendTransient as error:
+                if attempt >= self.policy.max_retries:
+                    raise
+                delay = self.policy.backoff(attempt, error, self.rng)
+                log.warning("job %s: %s (status %s), retry %d in %.1f s", job.id,
+                            type(error).__name__, error.status, attempt + 1, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+            except BackendUnavailable as error:
+                log.error("ADMIN: backend %s refuses requests (status %s): %s. Check its API "
+                          "key and credits.", backend.name, error.status, error.detail)
+                raise
+
+    async def _fail(self, job: Job, error: ImagineError) -> None:
+        try:
+            async with self.db.transaction() as conn:
+                refunded = await self.quota.refund(conn, job.id)
+                error.refunded = refunded
+                finished = await self.jobs.finish(conn, job.id, JobState.FAILED,
+                                                  error=error.sentence(), refunded=refunded)
+                if not finished:
+                    raise _AlreadyFinished()  # roll the refund back: the job was already final
+        except _AlreadyFinished:
+            return
+        log.info("job %s failed: %s (%s)", job.id, type(error).__name__,
+                 getattr(error, "detail", "") or error.user_message)
+        failed = await self.jobs.get(job.id) or job
+        self.bus.emit(JobFailed(failed, error.sentence(), refunded))
+
+    def _save(self, job: Job, result: GenerationResult) -> tuple[Path, ...]:
+        folder = self.data_dir / "images" / job.id
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, image in enumerate(result.images):
+            path = folder / f"{index + 1}-{image.seed}.{image.extension}"
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(image.data)
+            tmp.replace(path)  # atomic: a crash never leaves half an image behind
+            paths.append(path)
+        return tuple(paths)
+
+    async def _report_positions(self) -> None:
+        """Every few seconds, tell waiting jobs whose place in the queue changed."""
+        while True:
+            await asyncio.sleep(self.policy.progress_interval_s)
+            for lane in self._lanes.values():
+                for job_id, position in lane.queue.positions().items():
+                    if lane.last_positions.get(job_id) == position:
+                        continue
+                    lane.last_positions[job_id] = position
+                    job = self._jobs.get(job_id)
+                    if job is not None:
+                        self.bus.emit(JobQueued(job, position, lane.eta(position)))
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._replays.add(task)
+        task.add_done_callback(self._replays.discard)
+
+
+class _AlreadyFinished(Exception):
+    """Raised inside a transaction to roll it back when the job was already final."""

@@ -1,0 +1,69 @@
+"""Which backend serves a model: segmind, the worker, or auto (the worker while it is healthy)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from bot.core.backend import BackendHealth, ImageBackend
+from bot.core.errors import NoBackendConfigured
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """Picks a backend per model from the [routing] table and the worker's last health check."""
+
+    def __init__(
+        self,
+        backends: Mapping[str, ImageBackend],
+        routes: Mapping[str, str],
+        *,
+        health_ttl_s: float = 30.0,
+    ) -> None:
+        self.backends = dict(backends)
+        self.routes = dict(routes)
+        self.health_ttl_s = health_ttl_s
+        self._health: dict[str, tuple[float, bool]] = {}
+
+    def pick(self, model: str) -> ImageBackend:
+        """The backend for `model` now, or NoBackendConfigured saying what to set."""
+        route = self.routes.get(model, "auto")
+        if route == "auto":
+            worker = self.backends.get("worker")
+            if worker is not None and worker.serves(model) and self._healthy("worker"):
+                return worker
+            route = "segmind"
+        backend = self.backends.get(route)
+        if backend is None or not backend.serves(model):
+            raise NoBackendConfigured(
+                f"No image service is configured for {model}: an admin must set SEGMIND_API_KEY"
+                f" or a worker URL ([worker] url) serving it. Nothing was charged."
+            )
+        return backend
+
+    def get(self, name: str) -> ImageBackend | None:
+        """The backend called `name`, if configured."""
+        return self.backends.get(name)
+
+    async def check_health(self) -> list[BackendHealth]:
+        """Ask every backend how it is; auto routing uses the worker's answer."""
+        results = []
+        for name, backend in self.backends.items():
+            try:
+                health = await backend.health()
+            except Exception as error:  # a health probe must never take the bot down
+                health = BackendHealth(name, False, f"health check failed: {type(error).__name__}")
+            self._health[name] = (time.monotonic(), health.ok)
+            results.append(health)
+        return results
+
+    def _healthy(self, name: str) -> bool:
+        seen = self._health.get(name)
+        return bool(seen and seen[1] and time.monotonic() - seen[0] < self.health_ttl_s * 3)
+
+    async def aclose(self) -> None:
+        """Close every backend's connections."""
+        for backend in self.backends.values():
+            await backend.aclose()

@@ -1,0 +1,273 @@
+"""ImagineService: the one API every chat adapter and the command line talk to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.core.catalog import SEED_MAX, Catalog
+from bot.core.dispatcher import Dispatcher
+from bot.core.errors import ImagineError, JobNotFound, NotAllowed, QueueFull
+from bot.core.events import EventBus, Listener
+from bot.core.jobs import Actor, Job, JobEvent, JobState, ReplyTarget
+from bot.core.policy import ContentPolicy
+from bot.core.quota import QuotaStatus, request_cost
+from bot.core.request import ImagineRequest, build_request
+from bot.core.routing import Router
+from bot.store.db import Database
+from bot.store.jobs_repo import JobRepository
+from bot.store.quota_repo import QuotaRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    max_queued_per_user: int = 5
+    variation_strength: float = 0.3  # how far Vary moves from the image (worker only)
+    retention_days: float = 30.0
+
+
+class ImagineService:
+    """Validates, charges, queues and tracks jobs; adapters only convert to and from chat."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        catalog: Catalog,
+        quota: QuotaRepository,
+        jobs: JobRepository,
+        router: Router,
+        dispatcher: Dispatcher,
+        bus: EventBus,
+        policy: ContentPolicy,
+        settings: ServiceSettings,
+        data_dir: Path,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+        health_interval_s: float = 30.0,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.quota = quota
+        self.jobs = jobs
+        self.router = router
+        self.dispatcher = dispatcher
+        self.bus = bus
+        self.policy = policy
+        self.settings = settings
+        self.data_dir = data_dir
+        self._on_stop = on_stop
+        self._health_interval_s = health_interval_s
+        self._background: list[asyncio.Task[None]] = []
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the backends, pick up unfinished jobs from the database and start dispatching."""
+        await self.router.check_health()
+        await self.purge_expired()
+        await self.dispatcher.start()
+        self._background.append(asyncio.create_task(self._housekeeping()))
+
+    async def stop(self) -> None:
+        """Stop dispatching (unfinished jobs stay in the database) and close everything."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        await self.dispatcher.stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.bus.drain(), timeout=10)
+        await self.router.aclose()
+        if self._on_stop is not None:
+            await self._on_stop()
+        await self.db.close()
+
+    async def purge_expired(self) -> int:
+        """Delete image files older than the retention setting; returns how many jobs lost them."""
+        before = time.time() - self.settings.retention_days * 86400
+        expired = await self.jobs.expired_images(before)
+        for job in expired:
+            await asyncio.to_thread(shutil.rmtree, self.data_dir / "images" / job.id, True)
+            await self.jobs.clear_images(job.id)
+        if expired:
+            log.info("retention: removed the images of %d jobs", len(expired))
+        return len(expired)
+
+    async def _housekeeping(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(self._health_interval_s)
+            ticks += 1
+            try:
+                await self.router.check_health()
+                if ticks % 120 == 0:  # about hourly at the default interval
+                    await self.purge_expired()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def listen(self, platform: str, listener: Listener) -> None:
+        """Receive every event of `platform`'s jobs, then any results a restart left undelivered."""
+        self.bus.listen(platform, listener)
+        self.dispatcher.replay_undelivered(platform)
+
+    def subscribe(self, job_id: str) -> Any:
+        """An asyncio.Queue of this job's events (for the command line)."""
+        return self.bus.subscribe(job_id)
+
+    # --- requests ---------------------------------------------------------------------------
+
+    async def imagine(
+        self,
+        actor: Actor,
+        text: str,
+        options: Mapping[str, Any] | None,
+        target: ReplyTarget,
+        *,
+        nsfw_allowed: bool = False,
+    ) -> Job:
+        """Validate, check policy and quota, store and queue one job. Raises ImagineError."""
+        request = build_request(text, options, self.catalog)
+        return await self._submit(actor, request, target, nsfw_allowed=nsfw_allowed)
+
+    async def reroll(self, actor: Actor, job_id: str, target: ReplyTarget, *,
+                     nsfw_allowed: bool = False) -> Job:
+        """The same request with a new random seed; the presser pays."""
+        parent = await self.get_job(job_id)
+        request = parent.request.model_copy(
+            update={"seed": secrets.randbelow(SEED_MAX + 1), "variation_seed": None,
+                    "variation_strength": None})
+        return await self._submit(actor, request, target, parent=parent, action="reroll",
+                                  nsfw_allowed=nsfw_allowed)
+
+    async def vary(self, actor: Actor, job_id: str, target: ReplyTarget, *, index: int = 0,
+                   nsfw_allowed: bool = False) -> Job:
+        """A close variation of image `index`: a variation seed on the worker, else seed + 1."""
+        parent = await self.get_job(job_id)
+        if not 0 <= index < parent.request.samples:
+            raise ImagineError(f"That result has no image {index + 1}.")
+        seed = (parent.request.seed + index) % (SEED_MAX + 1)
+        backend = self.router.pick(parent.request.model)
+        if backend.supports_variation(parent.request.model):
+            update = {"seed": seed, "samples": 1,
+                      "variation_seed": secrets.randbelow(SEED_MAX + 1),
+                      "variation_strength": self.settings.variation_strength}
+        else:
+            update = {"seed": (seed + 1) % (SEED_MAX + 1), "samples": 1,
+                      "variation_seed": None, "variation_strength": None}
+        request = parent.request.model_copy(update=update)
+        return await self._submit(actor, request, target, parent=parent, action="vary",
+                                  nsfw_allowed=nsfw_allowed)
+
+    async def edit(self, actor: Actor, job_id: str, prompt: str, negative_prompt: str | None,
+                   target: ReplyTarget, *, nsfw_allowed: bool = False) -> Job:
+        """A new job from an edited prompt, keeping the other parameters and the seed."""
+        parent = await self.get_job(job_id)
+        keep = parent.request.model_dump(
+            exclude={"prompt", "negative_prompt", "variation_seed", "variation_strength",
+                     "aspect_ratio"})
+        if parent.request.aspect_ratio != "custom":
+            keep["aspect_ratio"] = parent.request.aspect_ratio
+            keep.pop("width"), keep.pop("height")
+        if negative_prompt:
+            keep["negative_prompt"] = negative_prompt
+        request = build_request(prompt, keep, self.catalog)
+        return await self._submit(actor, request, target, parent=parent, action="edit",
+                                  nsfw_allowed=nsfw_allowed)
+
+    async def _submit(self, actor: Actor, request: ImagineRequest, target: ReplyTarget, *,
+                      parent: Job | None = None, action: str = "imagine",
+                      nsfw_allowed: bool) -> Job:
+        self.policy.check(request.prompt, nsfw_allowed=nsfw_allowed)
+        backend = self.router.pick(request.model)
+        waiting = await self.jobs.count_queued(actor.scope, actor.user_id)
+        if waiting >= self.settings.max_queued_per_user:
+            raise QueueFull(
+                f"You already have {waiting} images waiting (the limit is "
+                f"{self.settings.max_queued_per_user}); wait for one to finish. Nothing was charged."
+            )
+        if parent is not None and parent.target.message_id and not target.reply_to_message_id:
+            target = dataclasses.replace(target, reply_to_message_id=parent.target.message_id)
+        job = Job(
+            id=uuid.uuid4().hex[:12], actor=actor, request=request,
+            cost=request_cost(request, self.catalog), state=JobState.QUEUED, target=target,
+            created_at=time.time(), backend=backend.name,
+            parent_id=parent.id if parent else None, action=action,
+        )
+        async with self.db.transaction() as conn:  # the charge and the job row land together
+            await self.quota.reserve(conn, scope=actor.scope, user_id=actor.user_id,
+                                     credits=job.cost, job_id=job.id, is_admin=actor.is_admin)
+            await self.jobs.insert(conn, job)
+        log.info("job %s queued: %s by %s/%s on %s, %d credits", job.id, request.summary(),
+                 actor.scope, actor.user_id, backend.name, job.cost)
+        self.dispatcher.enqueue(job)
+        return job
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job, or JobNotFound for an unknown or deleted one."""
+        job = await self.jobs.get(job_id)
+        if job is None or job.deleted:
+            raise JobNotFound()
+        return job
+
+    async def cancel(self, actor: Actor, job_id: str) -> Job:
+        """The owner (or an admin) cancels a queued job; its credits are refunded."""
+        job = await self.get_job(job_id)
+        _require_owner_or_admin(actor, job)
+        return await self.dispatcher.cancel(job)
+
+    async def delete(self, actor: Actor, job_id: str) -> Job:
+        """The owner or an admin deletes a result: its files go, its buttons stop working."""
+        job = await self.get_job(job_id)
+        _require_owner_or_admin(actor, job)
+        await self.jobs.mark_deleted(job.id)
+        shutil.rmtree(self.data_dir / "images" / job.id, ignore_errors=True)
+        log.info("job %s deleted by %s/%s", job.id, actor.scope, actor.user_id)
+        return job
+
+    async def mark_delivered(self, job_id: str) -> None:
+        """The adapter posted the final result; a restart will not post it again."""
+        await self.jobs.mark_delivered(job_id)
+
+    async def update_target(self, job_id: str, target: ReplyTarget) -> None:
+        """Store where the job's progress message lives (for edits after a restart)."""
+        await self.jobs.update_target(job_id, target)
+
+    # --- quota ------------------------------------------------------------------------------
+
+    async def quota_status(self, actor: Actor) -> QuotaStatus:
+        """The actor's balance, allowance, period and reset time."""
+        return await self.quota.status(actor.scope, actor.user_id, is_admin=actor.is_admin)
+
+    def describe_variation(self, job: Job) -> str:
+        """How a Vary job varied its parent, for Info."""
+        if job.action != "vary":
+            return ""
+        if job.request.variation_seed is not None:
+            return (f"variation seed {job.request.variation_seed} at strength "
+                    f"{job.request.variation_strength:g} (worker)")
+        return "the neighbouring seed (the service has no variation input)"
+
+    async def event_for(self, job: Job) -> JobEvent | None:
+        """The final event of a finished job (used when replaying undelivered results)."""
+        return await self.dispatcher.final_event(job)
+
+
+def _require_owner_or_admin(actor: Actor, job: Job) -> None:
+    if actor.is_admin:
+        return
+    if actor.platform != job.actor.platform or actor.user_id != job.actor.user_id:
+        raise NotAllowed()

@@ -1,0 +1,157 @@
+"""The jobs table: every job is written before the user is answered."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.core.jobs import Actor, Job, JobState, ReplyTarget
+from bot.core.request import ImagineRequest
+from bot.store.db import Database
+
+_UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
+
+
+class JobRepository:
+    """Reads and writes job rows; state changes are conditional so each happens once."""
+
+    def __init__(self, db: Database, data_dir: Path) -> None:
+        self.db = db
+        self.data_dir = data_dir
+
+    async def insert(self, conn: aiosqlite.Connection, job: Job) -> None:
+        """Write a new job row inside the caller's transaction."""
+        await conn.execute(
+            "INSERT INTO jobs (id, state, platform, scope, user_id, actor, request, target, cost, "
+            "backend, parent_id, action, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job.id, job.state.value, job.actor.platform, job.actor.scope, job.actor.user_id,
+             json.dumps(dataclasses.asdict(job.actor)), job.request.model_dump_json(),
+             json.dumps(dataclasses.asdict(job.target)), job.cost, job.backend, job.parent_id,
+             job.action, job.created_at),
+        )
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job with this id, if any."""
+        cursor = await self.db.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = await cursor.fetchone()
+        return self._job(row) if row else None
+
+    async def unfinished(self) -> list[Job]:
+        """Queued and running jobs, oldest first (picked up again after a restart)."""
+        cursor = await self.db.conn.execute(
+            "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at", _UNFINISHED
+        )
+        return [self._job(row) for row in await cursor.fetchall()]
+
+    async def undelivered(self, platform: str) -> list[Job]:
+        """Finished jobs whose result never reached the chat (a crash between the two)."""
+        cursor = await self.db.conn.execute(
+            "SELECT * FROM jobs WHERE platform = ? AND delivered = 0 AND state IN (?, ?) "
+            "ORDER BY created_at",
+            (platform, JobState.DONE.value, JobState.FAILED.value),
+        )
+        return [self._job(row) for row in await cursor.fetchall()]
+
+    async def count_queued(self, scope: str, user_id: str) -> int:
+        """How many jobs the user has waiting or running."""
+        cursor = await self.db.conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE scope = ? AND user_id = ? AND state IN (?, ?)",
+            (scope, user_id, *_UNFINISHED),
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def mark_running(self, job_id: str, backend: str) -> bool:
+        """queued -> running; False if the job was cancelled or finished meanwhile."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET state = ?, backend = ?, attempts = attempts + 1, started_at = ? "
+                "WHERE id = ? AND state IN (?, ?)",
+                (JobState.RUNNING.value, backend, time.time(), job_id, *_UNFINISHED),
+            )
+            return cursor.rowcount == 1
+
+    async def requeue_running(self) -> int:
+        """After a crash: running jobs go back to queued (they will run again)."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET state = ? WHERE state = ?",
+                (JobState.QUEUED.value, JobState.RUNNING.value),
+            )
+            return cursor.rowcount
+
+    async def finish(
+        self,
+        conn: aiosqlite.Connection,
+        job_id: str,
+        state: JobState,
+        *,
+        images: tuple[Path, ...] = (),
+        error: str | None = None,
+        refunded: bool = False,
+        backend_seconds: float | None = None,
+    ) -> bool:
+        """Move an unfinished job to a final state once; False if it was already final."""
+        cursor = await conn.execute(
+            "UPDATE jobs SET state = ?, images = ?, error = ?, refunded = ?, finished_at = ?, "
+            "backend_seconds = COALESCE(?, backend_seconds) WHERE id = ? AND state IN (?, ?)",
+            (state.value, json.dumps([str(p) for p in images]), error, int(refunded), time.time(),
+             backend_seconds, job_id, *_UNFINISHED),
+        )
+        return cursor.rowcount == 1
+
+    async def mark_delivered(self, job_id: str) -> None:
+        """The adapter has posted the result (or the failure) to the chat."""
+        await self.db.write("UPDATE jobs SET delivered = 1 WHERE id = ?", (job_id,))
+
+    async def update_target(self, job_id: str, target: ReplyTarget) -> None:
+        """Remember where the job's progress message is, for edits after a restart."""
+        await self.db.write(
+            "UPDATE jobs SET target = ? WHERE id = ?",
+            (json.dumps(dataclasses.asdict(target)), job_id),
+        )
+
+    async def mark_deleted(self, job_id: str) -> None:
+        """Hide a job's result (its files are removed by the caller)."""
+        await self.db.write("UPDATE jobs SET deleted = 1, images = '[]' WHERE id = ?", (job_id,))
+
+    async def clear_images(self, job_id: str) -> None:
+        """Forget a job's image files (retention); the job and its buttons stay."""
+        await self.db.write("UPDATE jobs SET images = '[]' WHERE id = ?", (job_id,))
+
+    async def expired_images(self, before: float) -> list[Job]:
+        """Finished jobs older than `before` that still hold image files."""
+        cursor = await self.db.conn.execute(
+            "SELECT * FROM jobs WHERE finished_at < ? AND images <> '[]'", (before,)
+        )
+        return [self._job(row) for row in await cursor.fetchall()]
+
+    def _job(self, row: aiosqlite.Row) -> Job:
+        actor: dict[str, Any] = json.loads(row["actor"])
+        target: dict[str, Any] = json.loads(row["target"])
+        return Job(
+            id=row["id"],
+            actor=Actor(**actor),
+            request=ImagineRequest.model_validate_json(row["request"]),
+            cost=row["cost"],
+            state=JobState(row["state"]),
+            target=ReplyTarget(**target),
+            created_at=row["created_at"],
+            backend=row["backend"],
+            parent_id=row["parent_id"],
+            action=row["action"],
+            attempts=row["attempts"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            images=tuple(Path(p) for p in json.loads(row["images"])),
+            error=row["error"],
+            refunded=bool(row["refunded"]),
+            delivered=bool(row["delivered"]),
+            deleted=bool(row["deleted"]),
+            backend_seconds=row["backend_seconds"],
+        )

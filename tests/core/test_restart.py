@@ -1,0 +1,89 @@
+"""A restart loses nothing: running jobs finish once, undelivered results are delivered once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.app import build_service
+from bot.core.jobs import JobDone, JobRunning, JobState
+from tests.helpers import Recorder, actor, ledger_rows, target
+
+
+async def _wait_running(recorder: Recorder, job_id: str) -> None:
+    async with asyncio.timeout(5):
+        while not any(isinstance(e, JobRunning) and e.job.id == job_id for e in recorder.events):
+            await asyncio.sleep(0.01)
+
+
+async def test_a_job_running_when_the_bot_stops_finishes_once_after_the_restart(
+    settings_for, fake_segmind
+):
+    settings = settings_for()
+    fake_segmind.latency_s = 0.5
+    first = await build_service(settings)
+    await first.start()
+    job = await first.imagine(actor(), "a red fox", None, target())
+    await _wait_running(Recorder(first), job.id)
+    await first.stop()  # as if the process died mid-run: the row says 'running'
+
+    fake_segmind.latency_s = 0.0
+    second = await build_service(settings)
+    recorder = Recorder(second)
+    await second.start()
+    try:
+        done = await recorder.wait_final(job.id)
+        assert isinstance(done, JobDone)
+        await asyncio.sleep(0.2)
+        assert len(recorder.final(job.id)) == 1
+        kinds = [row["kind"] for row in await ledger_rows(second, job.id)]
+        assert kinds == ["reserve", "commit"]
+        assert (await second.quota_status(actor())).balance == 50 - job.cost
+    finally:
+        await second.stop()
+
+
+async def test_queued_jobs_are_picked_up_after_a_restart(settings_for, fake_segmind):
+    settings = settings_for(segmind={"concurrency": 1})
+    fake_segmind.latency_s = 0.3
+    first = await build_service(settings)
+    await first.start()
+    jobs = [await first.imagine(actor(), f"fox {i}", None, target()) for i in range(3)]
+    await first.stop()
+
+    fake_segmind.latency_s = 0.0
+    second = await build_service(settings)
+    recorder = Recorder(second)
+    await second.start()
+    try:
+        for job in jobs:
+            assert isinstance(await recorder.wait_final(job.id), JobDone)
+    finally:
+        await second.stop()
+
+
+async def test_a_result_finished_but_never_delivered_is_delivered_after_the_restart(settings_for):
+    settings = settings_for()
+    first = await build_service(settings)
+    undelivering = Recorder(first, deliver=False)  # an adapter that crashed while uploading
+    await first.start()
+    job = await first.imagine(actor(), "a red fox", None, target())
+    await undelivering.wait_final(job.id)
+    await first.stop()
+
+    second = await build_service(settings)
+    await second.start()
+    recorder = Recorder(second)
+    try:
+        assert isinstance(await recorder.wait_final(job.id), JobDone)
+    finally:
+        await second.stop()
+
+    third = await build_service(settings)
+    await third.start()
+    late = Recorder(third)
+    try:
+        await asyncio.sleep(0.3)
+        assert late.final(job.id) == []  # delivered once: not again
+        assert (await third.jobs.get(job.id)).state is JobState.DONE
+    finally:
+        await third.stop()
