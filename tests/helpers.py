@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from bot.core.jobs import Actor, JobDone, JobEvent, JobFailed, ReplyTarget
@@ -42,12 +43,16 @@ class Recorder:
         return [e for e in self.events
                 if e.job.id == job_id and isinstance(e, JobDone | JobFailed)]
 
-    async def wait_final(self, job_id: str, timeout: float = 10.0) -> JobEvent:
-        """Wait for the job's first JobDone or JobFailed."""
-        async with asyncio.timeout(timeout):
-            while not self.final(job_id):
+    async def wait(self, condition: Callable[[], bool], seconds: float = 10.0) -> None:
+        """Wait until `condition()` holds, re-checking after every event."""
+        async with asyncio.timeout(seconds):
+            while not condition():
                 self._changed.clear()
                 await self._changed.wait()
+
+    async def wait_final(self, job_id: str, seconds: float = 10.0) -> JobEvent:
+        """Wait for the job's first JobDone or JobFailed."""
+        await self.wait(lambda: bool(self.final(job_id)), seconds)
         return self.final(job_id)[0]
 
 

@@ -10,9 +10,8 @@ from tests.helpers import Recorder, actor, ledger_rows, target
 
 
 async def _wait_running(recorder: Recorder, job_id: str) -> None:
-    async with asyncio.timeout(5):
-        while not any(isinstance(e, JobRunning) and e.job.id == job_id for e in recorder.events):
-            await asyncio.sleep(0.01)
+    await recorder.wait(lambda: any(isinstance(e, JobRunning) and e.job.id == job_id
+                                    for e in recorder.events))
 
 
 async def test_a_job_running_when_the_bot_stops_finishes_once_after_the_restart(
