@@ -33,10 +33,13 @@ class ConsoleChat:
                  user: str | None = None) -> None:
         self.service = service
         self.out = out
-        self.actor = Actor("console", user_id=user or _user(), display_name=user or _user(),
-                           is_admin=True)
+        # The operator pays like any user; /quota-admin is allowed because they own the terminal.
+        self.actor = Actor("console", user_id=user or _user(), display_name=user or _user())
         self.target = ReplyTarget(platform="console", channel_id="console")
         self.numbers: dict[int, str] = {}
+        self.pending: set[str] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.service.listen("console", self.on_event)
 
     def _say(self, text: str) -> None:
@@ -55,6 +58,18 @@ class ConsoleChat:
             self._say(f"[{number}] {progress_text(event)}")
         if isinstance(event, JobDone | JobFailed):
             await self.service.mark_delivered(event.job.id)
+            self.pending.discard(event.job.id)
+            if not self.pending:
+                self._idle.set()
+
+    def _track(self, job_id: str) -> None:
+        self.pending.add(job_id)
+        self._idle.clear()
+
+    async def wait_idle(self, seconds: float = 600) -> None:
+        """Wait until every job started here has finished (input ended)."""
+        async with asyncio.timeout(seconds):
+            await self._idle.wait()
 
     async def handle(self, line: str) -> bool:
         """Run one line; False means quit. Errors become one sentence, never a traceback."""
@@ -79,6 +94,7 @@ class ConsoleChat:
             self._say(HELP)
         elif head == "/imagine":
             job = await self.service.imagine(self.actor, rest, None, self.target, nsfw_allowed=True)
+            self._track(job.id)
             self._say(f"[{self._number(job.id)}] queued {job.request.summary()}, {job.cost} credits")
         elif head == "/quota":
             self._say((await self.service.quota_status(self.actor)).sentence())
@@ -118,6 +134,7 @@ class ConsoleChat:
         else:
             await self.service.cancel(self.actor, job_id)
             return
+        self._track(job.id)
         self._say(f"[{self._number(job.id)}] queued {job.action} {job.request.summary()}, "
                   f"{job.cost} credits")
 
@@ -148,6 +165,9 @@ async def run_console(service: ImagineService, stdin: TextIO = sys.stdin,
             break
         if not await chat.handle(line):
             break
+    if chat.pending:
+        print(f"Waiting for {len(chat.pending)} job(s) to finish…", file=out, flush=True)
+        await chat.wait_idle()
     await service.bus.drain()
 
 

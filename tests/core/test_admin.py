@@ -1,0 +1,47 @@
+"""Admin quota commands, parsed from words and run against a real database."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.admin import parse_admin, run_admin
+from bot.core.errors import ImagineError
+from bot.core.quota import Period
+from bot.store.quota_repo import UNLIMITED
+from tests.helpers import Recorder, actor, target
+
+
+def test_set_takes_a_user_credits_and_an_optional_period():
+    command = parse_admin(["set", "U1", "100", "week"])
+    assert (command.user_id, command.credits, command.period) == ("U1", 100, Period.WEEK)
+
+
+def test_unlimited_and_default_are_words_for_set():
+    assert parse_admin(["set", "U1", "unlimited"]).credits == UNLIMITED
+    assert parse_admin(["set", "U1", "default"]).credits is None
+
+
+@pytest.mark.parametrize("words", [[], ["frobnicate"], ["grant", "U1"], ["grant", "U1", "-5"],
+                                   ["set", "U1", "many"], ["set", "U1", "5", "fortnight"],
+                                   ["block"]])
+def test_malformed_commands_are_refused_with_the_usage(words):
+    with pytest.raises(ImagineError) as refused:
+        parse_admin(words)
+    assert refused.value.sentence()
+
+
+async def test_grant_then_show_reports_the_new_balance(service):
+    scope = actor().scope
+    await run_admin(service.quota, scope, parse_admin(["grant", "bob", "5"]))
+    shown = await run_admin(service.quota, scope, parse_admin(["show", "bob"]), "<@{user}>")
+    assert shown.startswith("<@bob>: has 55 credits left")
+
+
+async def test_top_lists_who_spent_most(service):
+
+
+    recorder = Recorder(service)
+    job = await service.imagine(actor("carol"), "a fox --n 3", None, target())
+    await recorder.wait_final(job.id)
+    text = await run_admin(service.quota, actor().scope, parse_admin(["top"]))
+    assert "1. carol: 3 credits" in text

@@ -1,0 +1,137 @@
+"""Quota accounts on a real SQLite file: allowances, periods, grants, refunds, the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.core.errors import InsufficientCredits, UserBlocked
+from bot.core.quota import Period
+from bot.store.db import Database
+from bot.store.quota_repo import UNLIMITED, QuotaDefaults, QuotaRepository
+
+SCOPE = "discord:1"
+MONDAY = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def quota(tmp_path):
+    db = await Database(tmp_path / "q.db").open()
+    yield QuotaRepository(db, QuotaDefaults(allowance=10, period=Period.DAY))
+    await db.close()
+
+
+async def reserve(quota: QuotaRepository, credits: int, job: str, *, user: str = "u",
+                  now: datetime = MONDAY, admin: bool = False) -> None:
+    async with quota.db.transaction() as conn:
+        await quota.reserve(conn, scope=SCOPE, user_id=user, credits=credits, job_id=job,
+                            now=now, is_admin=admin)
+
+
+async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(quota):
+    assert await quota.db.journal_mode() == "wal"
+    row = await (await quota.db.conn.execute("PRAGMA busy_timeout")).fetchone()
+    assert row[0] >= 5000
+
+
+async def test_reopening_the_database_does_not_run_migrations_twice(tmp_path):
+    first = await Database(tmp_path / "m.db").open()
+    await first.close()
+    again = await Database(tmp_path / "m.db").open()
+    row = await (await again.conn.execute("PRAGMA user_version")).fetchone()
+    assert row[0] == 1
+    await again.close()
+
+
+async def test_a_reservation_past_the_balance_is_refused_and_changes_nothing(quota):
+    await reserve(quota, 8, "j1")
+    with pytest.raises(InsufficientCredits) as refused:
+        await reserve(quota, 3, "j2")
+    assert "costs 3 credits and you have 2 left" in refused.value.sentence()
+    assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 2
+
+
+async def test_the_allowance_comes_back_at_the_next_utc_day(quota):
+    await reserve(quota, 10, "j1")
+    tomorrow = datetime(2026, 11, 17, 0, 0, 1, tzinfo=UTC)
+    assert (await quota.status(SCOPE, "u", now=tomorrow)).balance == 10
+
+
+async def test_a_weekly_allowance_resets_on_monday(quota):
+    await quota.set_user(SCOPE, "u", 10, Period.WEEK)
+    await reserve(quota, 10, "j1")
+    sunday = datetime(2026, 11, 22, 23, 59, tzinfo=UTC)
+    assert (await quota.status(SCOPE, "u", now=sunday)).balance == 0
+    next_monday = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    status = await quota.status(SCOPE, "u", now=next_monday)
+    assert status.balance == 10 and status.resets_at == datetime(2026, 11, 30, tzinfo=UTC)
+
+
+async def test_granted_credits_are_spent_after_the_allowance_and_never_reset(quota):
+    await quota.grant(SCOPE, "u", 5)
+    await reserve(quota, 12, "j1")  # 10 from the allowance, 2 from the grant
+    tomorrow = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
+    assert (await quota.status(SCOPE, "u", now=tomorrow)).balance == 13
+
+
+async def test_a_refund_gives_back_allowance_and_grant_as_they_were_taken(quota):
+    await quota.grant(SCOPE, "u", 5)
+    await reserve(quota, 12, "j1")
+    async with quota.db.transaction() as conn:
+        assert await quota.refund(conn, "j1")
+    assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 15
+
+
+async def test_a_job_is_refunded_at_most_once(quota):
+    await reserve(quota, 4, "j1")
+    async with quota.db.transaction() as conn:
+        assert await quota.refund(conn, "j1")
+        assert not await quota.refund(conn, "j1")
+    assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 10
+
+
+async def test_a_committed_job_cannot_be_refunded(quota):
+    await reserve(quota, 4, "j1")
+    async with quota.db.transaction() as conn:
+        await quota.commit(conn, "j1")
+        assert not await quota.refund(conn, "j1")
+    assert await quota.ledger_totals() == {"reserve": 4, "commit": 4}
+
+
+async def test_a_workspace_override_applies_to_everyone_and_a_user_override_wins(quota):
+    await quota.set_workspace(SCOPE, 100, Period.MONTH)
+    await quota.set_user(SCOPE, "vip", 500, None)
+    assert (await quota.status(SCOPE, "someone", now=MONDAY)).balance == 100
+    vip = await quota.status(SCOPE, "vip", now=MONDAY)
+    assert vip.balance == 500 and vip.period is Period.MONTH
+
+
+async def test_an_unlimited_user_is_never_refused_and_the_ledger_still_records(quota):
+    await quota.set_user(SCOPE, "u", UNLIMITED, None)
+    for i in range(5):
+        await reserve(quota, 10, f"j{i}")
+    assert (await quota.status(SCOPE, "u", now=MONDAY)).unlimited
+    assert (await quota.ledger_totals())["reserve"] == 50
+
+
+async def test_admins_are_unlimited_when_the_config_says_so(quota):
+    await reserve(quota, 50, "j1", admin=True)
+    assert (await quota.status(SCOPE, "u", is_admin=True, now=MONDAY)).balance is None
+
+
+async def test_a_blocked_user_cannot_reserve_until_unblocked(quota):
+    await quota.set_blocked(SCOPE, "u", True)
+    with pytest.raises(UserBlocked):
+        await reserve(quota, 1, "j1")
+    await quota.set_blocked(SCOPE, "u", False)
+    await reserve(quota, 1, "j2")
+
+
+async def test_quotas_are_separate_per_workspace(quota):
+    await reserve(quota, 10, "j1")
+    async with quota.db.transaction() as conn:
+        await quota.reserve(conn, scope="slack:T1", user_id="u", credits=10, job_id="j2",
+                            now=MONDAY)
+    assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 0
+    assert (await quota.status("slack:T1", "u", now=MONDAY)).balance == 0
