@@ -1,0 +1,214 @@
+"""Slack requests -> the core: /imagine, @mentions, /imagine-quota, the buttons and the Edit modal."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.chat.slack._delivery import Delivery
+from bot.chat.slack._format import (
+    ACTION_PATTERN,
+    EDIT_CALLBACK,
+    edit_modal,
+    edit_values,
+    escape,
+    info_text,
+    is_user_id,
+    mentions_to_ids,
+    parse_action,
+    to_plain,
+)
+from bot.chat.slack._people import People
+from bot.core.admin import parse_admin, run_admin
+from bot.core.errors import ImagineError, NotAllowed
+from bot.core.jobs import ReplyTarget
+from bot.core.service import ImagineService
+
+log = logging.getLogger(__name__)
+
+OOPS = "Something went wrong on our side; please try again in a moment."
+ADMINS_ONLY = ("Only Slack workspace admins can change quotas; "
+               "/imagine-quota alone shows your balance.")
+
+
+@dataclass(frozen=True)
+class Where:
+    """Who asked, and where the answer goes."""
+
+    user: str
+    team: str | None
+    channel: str
+    thread: str | None = None
+    response_url: str | None = None
+    name: str = ""
+
+    def target(self) -> ReplyTarget:
+        """The core's ReplyTarget for a new job asked from here."""
+        return ReplyTarget(platform="slack", channel_id=self.channel, workspace_id=self.team,
+                           thread_id=self.thread)
+
+
+class Handlers:
+    """The listeners registered on the AsyncApp; each acks first, then asks the core."""
+
+    def __init__(self, service: ImagineService, client: AsyncWebClient, people: People,
+                 delivery: Delivery) -> None:
+        self.service = service
+        self.client = client
+        self.people = people
+        self.delivery = delivery
+
+    def register(self, app: AsyncApp) -> None:
+        """Attach every listener to `app`."""
+        app.command("/imagine")(self.imagine_command)
+        app.command("/imagine-quota")(self.quota_command)
+        app.event("app_mention")(self.mention)
+        app.action(ACTION_PATTERN)(self.button)
+        app.view(EDIT_CALLBACK)(self.edit_submitted)
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def imagine_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        """/imagine PROMPT --flags"""
+        await ack()
+        where = _from_command(command)
+        await self._guard(where, lambda: self._imagine(where, to_plain(command.get("text", ""))))
+
+    async def mention(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        """@imagine PROMPT --flags (bolt acks events before this runs)."""
+        where = Where(user=str(event.get("user", "")),
+                      team=event.get("team") or context.get("team_id"),
+                      channel=str(event.get("channel", "")), thread=event.get("thread_ts"))
+        text = to_plain(str(event.get("text", "")), drop_user=context.get("bot_user_id"))
+        await self._guard(where, lambda: self._imagine(where, text))
+
+    async def _imagine(self, where: Where, text: str) -> None:
+        actor = await self.people.actor(where.user, where.team, where.name)
+        job = await self.service.imagine(actor, text, None, where.target())
+        await self.delivery.started(job)
+
+    async def quota_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        """/imagine-quota (your balance) or /imagine-quota show|set|grant|... @user (admins)."""
+        await ack()
+        where = _from_command(command)
+        await self._guard(where, lambda: self._quota(where, str(command.get("text", ""))))
+
+    async def _quota(self, where: Where, text: str) -> None:
+        actor = await self.people.actor(where.user, where.team, where.name)
+        words = to_plain(mentions_to_ids(text)).split()
+        if not words:
+            status = await self.service.quota_status(actor)
+            await self.whisper(where, status.sentence())
+            return
+        if not actor.is_admin:
+            raise NotAllowed(ADMINS_ONLY)
+        command = parse_admin(words)
+        if command.user_id is not None and not is_user_id(command.user_id):
+            raise ImagineError(f"Name the user with an @-mention, as in /imagine-quota "
+                               f"{command.action} @ann.")
+        await self.whisper(where, await run_admin(self.service.quota, actor.scope, command,
+                                                  mention="<@{user}>"))
+
+    # --- buttons and the modal ------------------------------------------------------------
+
+    async def button(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Reroll, Vary, Edit, Info or Delete under a result; the job id rides in the value."""
+        await ack()
+        user = body.get("user") or {}
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        where = Where(user=str(user.get("id", "")),
+                      team=(body.get("team") or {}).get("id") or user.get("team_id"),
+                      channel=str((body.get("channel") or {}).get("id")
+                                  or container.get("channel_id", "")),
+                      thread=container.get("thread_ts") or message.get("thread_ts"),
+                      response_url=body.get("response_url"), name=str(user.get("name", "")))
+        kind, job_id, index = parse_action(str(action.get("action_id")),
+                                           str(action.get("value", "")))
+        await self._guard(where, lambda: self._button(where, kind, job_id, index, body))
+
+    async def _button(self, where: Where, kind: str, job_id: str, index: int,
+                      body: dict[str, Any]) -> None:
+        actor = await self.people.actor(where.user, where.team, where.name)
+        if kind == "reroll":
+            await self.delivery.started(await self.service.reroll(actor, job_id, where.target()))
+        elif kind == "vary":
+            await self.delivery.started(
+                await self.service.vary(actor, job_id, where.target(), index=index))
+        elif kind == "edit":
+            job = await self.service.get_job(job_id)
+            spec = self.service.catalog.get(job.request.model)
+            view = edit_modal(job, where.channel, where.thread,
+                              negative_allowed=bool(spec and spec.negative_prompt))
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        elif kind == "info":
+            job = await self.service.get_job(job_id)
+            await self.whisper(where, info_text(job, self.service.describe_variation(job)))
+        elif kind == "delete":
+            job = await self.service.delete(actor, job_id)
+            await self.delivery.remove(job, where.user, (body.get("message") or {}).get("ts"))
+
+    async def edit_submitted(self, ack: AsyncAck, body: dict[str, Any],
+                             view: dict[str, Any]) -> None:
+        """The Edit modal's Imagine: a new job from the edited prompt; errors show in the modal."""
+        meta, prompt, negative = edit_values(view)
+        user = body.get("user") or {}
+        where = Where(user=str(user.get("id", "")),
+                      team=(body.get("team") or {}).get("id") or user.get("team_id"),
+                      channel=str(meta.get("channel", "")), thread=meta.get("thread"),
+                      name=str(user.get("name", "")))
+        try:
+            actor = await self.people.actor(where.user, where.team, where.name)
+            job = await self.service.edit(actor, str(meta.get("job", "")), prompt, negative,
+                                          where.target())
+        except ImagineError as error:
+            await ack(response_action="errors", errors={"prompt": error.sentence()})
+            return
+        except Exception:
+            log.exception("slack: the Edit modal failed")
+            await ack(response_action="errors", errors={"prompt": OOPS})
+            return
+        await ack()
+        await self._guard(where, lambda: self.delivery.started(job))
+
+    # --- answers only the asker sees --------------------------------------------------------
+
+    async def _guard(self, where: Where, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work`; a user sees the error's sentence, never a traceback."""
+        try:
+            await work()
+        except ImagineError as error:
+            await self.whisper(where, escape(error.sentence()))
+        except Exception:
+            log.exception("slack: a request from %s in %s failed", where.user, where.channel)
+            await self.whisper(where, OOPS)
+
+    async def whisper(self, where: Where, text: str) -> None:
+        """An ephemeral message to the asker (mrkdwn `text`); the response_url if that fails."""
+        try:
+            await self.client.chat_postEphemeral(channel=where.channel, user=where.user,
+                                                 text=text, thread_ts=where.thread)
+            return
+        except SlackApiError as error:
+            log.warning("chat.postEphemeral failed: %s", error.response.get("error"))
+        except Exception as error:
+            log.warning("chat.postEphemeral failed: %s", type(error).__name__)
+        if where.response_url:
+            try:
+                await AsyncWebhookClient(where.response_url).send(
+                    text=text, response_type="ephemeral", replace_original=False)
+            except Exception as error:
+                log.warning("response_url reply failed: %s", type(error).__name__)
+
+
+def _from_command(command: dict[str, Any]) -> Where:
+    return Where(user=str(command.get("user_id", "")), team=command.get("team_id"),
+                 channel=str(command.get("channel_id", "")),
+                 response_url=command.get("response_url"), name=str(command.get("user_name", "")))
