@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -76,10 +77,20 @@ class QuotaSettings(Section):
     default_allowance: int = Field(50, ge=0)
     period: Period = Period.DAY
     admins_unlimited: bool = True
-    max_queued_per_user: int = Field(5, ge=1, le=1000)
+    max_queued_per_user: int = Field(5, ge=1, le=100_000)
     base_costs: dict[str, float] = Field(
         default_factory=lambda: {"flux-schnell": 1.0, "kolors": 2.0, "chroma": 4.0}
     )
+
+    @field_validator("base_costs")
+    @classmethod
+    def _known_costs(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, cost in value.items():
+            if name not in MODEL_NAMES:
+                raise ValueError(f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}")
+            if not cost > 0 or cost == float("inf"):
+                raise ValueError(f"the cost of {name} must be a number above 0, not {cost}")
+        return value
 
 
 class CatalogSettings(Section):
@@ -95,6 +106,13 @@ class CatalogSettings(Section):
         unknown = [v for v in value if v not in MODEL_NAMES]
         if unknown or not value:
             raise ValueError(f"use one or more of {', '.join(MODEL_NAMES)}")
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _known_default(cls, value: str) -> str:
+        if value not in MODEL_NAMES:
+            raise ValueError(f"unknown model {value!r}; use one of {', '.join(MODEL_NAMES)}")
         return value
 
 
@@ -162,7 +180,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        # load() alone reads the environment (the `environ` it is given), so a test's or a
+        # caller's environment is the whole story and every value is parsed one way.
+        return (init_settings,)
 
     @classmethod
     def load(cls, path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -216,14 +236,22 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         node = out
         for key in path[:-1]:
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: {key} is set both as a value and as a section.")
+        if isinstance(node.get(path[-1]), dict):
+            raise ConfigError(f"{name}: {path[-1]} is set both as a value and as a section.")
         node[path[-1]] = _parse_env_value(value)
     return out
 
 
 def _parse_env_value(value: str) -> Any:
-    """JSON-ish values for lists and dicts ("[1, 2]"); everything else stays a string."""
+    """JSON or TOML values for lists and dicts ("[1, 2]"); everything else stays a string."""
     stripped = value.strip()
     if stripped[:1] in "[{":
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            pass
         try:
             return tomllib.loads(f"v = {stripped}")["v"]
         except tomllib.TOMLDecodeError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -196,9 +197,9 @@ class Dispatcher:
                 await self._fail(job, BackendError("Something went wrong on our side."))
 
     async def _run(self, lane: _Lane, job: Job) -> None:
-        if not await self.jobs.mark_running(job.id, lane.backend.name):
+        running = await self.jobs.mark_running(job.id, lane.backend.name)
+        if running is None:
             return  # cancelled meanwhile
-        running = await self.jobs.get(job.id) or job
         self.bus.emit(JobRunning(running))
         started = time.monotonic()
         try:
@@ -209,16 +210,18 @@ class Dispatcher:
         seconds = time.monotonic() - started
         lane.observe(seconds)
         paths = await asyncio.to_thread(self._save, running, result)
+        actor = running.actor
         async with self.db.transaction() as conn:
             finished = await self.jobs.finish(conn, running.id, JobState.DONE, images=paths,
                                               backend_seconds=seconds)
             if finished:
                 await self.quota.commit(conn, running.id)
+                status = await self.quota.status_in(conn, actor.scope, actor.user_id,
+                                                    is_admin=actor.is_admin)
         if not finished:
             return
-        done = await self.jobs.get(running.id) or running
-        status = await self.quota.status(done.actor.scope, done.actor.user_id,
-                                         is_admin=done.actor.is_admin)
+        done = dataclasses.replace(running, state=JobState.DONE, images=paths,
+                                   finished_at=time.time(), backend_seconds=seconds)
         log.info("job %s done in %.2f s on %s (%d images)", done.id, seconds,
                  lane.backend.name, len(paths))
         self.bus.emit(JobDone(done, paths, status.balance))

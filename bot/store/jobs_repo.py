@@ -66,15 +66,16 @@ class JobRepository:
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def mark_running(self, job_id: str, backend: str) -> bool:
-        """queued -> running; False if the job was cancelled or finished meanwhile."""
+    async def mark_running(self, job_id: str, backend: str) -> Job | None:
+        """queued -> running; the updated job, or None if it was cancelled or finished."""
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE jobs SET state = ?, backend = ?, attempts = attempts + 1, started_at = ? "
-                "WHERE id = ? AND state IN (?, ?)",
+                "WHERE id = ? AND state IN (?, ?) RETURNING *",
                 (JobState.RUNNING.value, backend, time.time(), job_id, *_UNFINISHED),
             )
-            return cursor.rowcount == 1
+            row = await cursor.fetchone()
+            return self._job(row) if row else None
 
     async def requeue_running(self) -> int:
         """After a crash: running jobs go back to queued (they will run again)."""

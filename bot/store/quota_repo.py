@@ -52,9 +52,7 @@ class QuotaRepository:
         """Hold `credits` inside the caller's transaction, or raise InsufficientCredits."""
         now = now or datetime.now(UTC)
         allowance, period = await self._effective(conn, scope, user_id)
-        start = await self._rolled_account(conn, scope, user_id, period, now)
-        row = await _one(conn, "SELECT used, granted, blocked FROM quota_accounts "
-                               "WHERE scope = ? AND user_id = ?", (scope, user_id))
+        start, row = await self._rolled_account(conn, scope, user_id, period, now)
         if row["blocked"]:
             raise UserBlocked()
         if allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited):
@@ -113,12 +111,17 @@ class QuotaRepository:
         self, scope: str, user_id: str, *, is_admin: bool = False, now: datetime | None = None
     ) -> QuotaStatus:
         """The user's balance, allowance, period and reset time."""
-        now = now or datetime.now(UTC)
         async with self.db.transaction() as conn:
-            allowance, period = await self._effective(conn, scope, user_id)
-            await self._rolled_account(conn, scope, user_id, period, now)
-            row = await _one(conn, "SELECT used, granted, blocked FROM quota_accounts "
-                                   "WHERE scope = ? AND user_id = ?", (scope, user_id))
+            return await self.status_in(conn, scope, user_id, is_admin=is_admin, now=now)
+
+    async def status_in(
+        self, conn: aiosqlite.Connection, scope: str, user_id: str, *, is_admin: bool = False,
+        now: datetime | None = None,
+    ) -> QuotaStatus:
+        """status() inside the caller's transaction."""
+        now = now or datetime.now(UTC)
+        allowance, period = await self._effective(conn, scope, user_id)
+        _, row = await self._rolled_account(conn, scope, user_id, period, now)
         unlimited = allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited)
         balance = None if unlimited else max(allowance - row["used"], 0) + row["granted"]
         return QuotaStatus(
@@ -200,17 +203,16 @@ class QuotaRepository:
     async def _effective(
         self, conn: aiosqlite.Connection, scope: str, user_id: str
     ) -> tuple[int, Period]:
-        user = await _maybe(conn, "SELECT allowance, period FROM quota_accounts "
-                                  "WHERE scope = ? AND user_id = ?", (scope, user_id))
-        space = await _maybe(conn, "SELECT allowance, period FROM workspace_quota WHERE scope = ?",
-                             (scope,))
-        allowance = self.defaults.allowance
-        period = self.defaults.period
-        for row in (space, user):  # the user's override wins over the workspace's
-            if row is not None and row["allowance"] is not None:
-                allowance = int(row["allowance"])
-            if row is not None and row["period"]:
-                period = Period(row["period"])
+        row = await _one(
+            conn,
+            "SELECT COALESCE(a.allowance, w.allowance) AS allowance, "
+            "COALESCE(a.period, w.period) AS period FROM (SELECT 1) "
+            "LEFT JOIN quota_accounts a ON a.scope = ? AND a.user_id = ? "
+            "LEFT JOIN workspace_quota w ON w.scope = ?",
+            (scope, user_id, scope),
+        )  # the user's override wins over the workspace's, which wins over the config
+        allowance = self.defaults.allowance if row["allowance"] is None else int(row["allowance"])
+        period = Period(row["period"]) if row["period"] else self.defaults.period
         return allowance, period
 
     async def _ensure(self, conn: aiosqlite.Connection, scope: str, user_id: str) -> None:
@@ -219,20 +221,20 @@ class QuotaRepository:
 
     async def _rolled_account(
         self, conn: aiosqlite.Connection, scope: str, user_id: str, period: Period, now: datetime
-    ) -> str:
-        """Create the account if new and reset 'used' when a period boundary has passed."""
+    ) -> tuple[str, aiosqlite.Row]:
+        """Create the account if new, reset 'used' when a period boundary has passed, and
+        return the period start and the account's used, granted and blocked."""
         start = period_start(period, now).isoformat()
-        await conn.execute(
+        row = await _one(
+            conn,
             "INSERT INTO quota_accounts (scope, user_id, period_start) VALUES (?, ?, ?) "
-            "ON CONFLICT (scope, user_id) DO NOTHING",
+            "ON CONFLICT (scope, user_id) DO UPDATE SET "
+            "used = CASE WHEN period_start = excluded.period_start THEN used ELSE 0 END, "
+            "period_start = excluded.period_start "
+            "RETURNING used, granted, blocked",
             (scope, user_id, start),
         )
-        await conn.execute(
-            "UPDATE quota_accounts SET used = 0, period_start = ? "
-            "WHERE scope = ? AND user_id = ? AND period_start <> ?",
-            (start, scope, user_id, start),
-        )
-        return start
+        return start, row
 
     async def _reservation(self, conn: aiosqlite.Connection, job_id: str) -> aiosqlite.Row | None:
         """The job's reservation if it is still held (neither committed nor refunded)."""

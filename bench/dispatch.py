@@ -1,0 +1,144 @@
+"""Dispatcher benchmark: throughput against the ideal C/L, the bot's own added latency, memory.
+
+1,000 jobs from 50 users go through ImagineService (validation, quota, SQLite, fair queue,
+dispatcher, the real Segmind client over HTTP) to the fake Segmind, which runs in its own
+process and answers after a fixed latency L, with backend concurrency C. Then 10,000 jobs are
+queued (behind a slow backend) to measure peak memory.
+
+"Added" time of a job = (submit -> result event) - (time it waited for a free backend slot)
+- L: what the bot itself costs (SQLite writes, HTTP client, saving images, events).
+
+Usage: python bench/dispatch.py [--jobs 1000] [--users 50] [--latency 0.2] [--concurrency 8]
+The last line is: throughput_ratio=X added_p50_ms=Y added_p99_ms=Z peak_rss_mb=W
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.app import build_service
+from bot.config import Settings
+from bot.core.jobs import Actor, JobDone, JobEvent, JobFailed, ReplyTarget
+
+KEY = "bench-key"
+
+
+def start_fake(latency: float) -> tuple[subprocess.Popen[str], str]:
+    """The fake Segmind in a child process; returns it and its base URL."""
+    here = Path(__file__).parent
+    process = subprocess.Popen(
+        [sys.executable, str(here / "fake_segmind_server.py"), "--latency", str(latency),
+         "--api-key", KEY], stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def settings(data: Path, url: str, concurrency: int) -> Settings:
+    return Settings.model_validate({
+        "storage": {"path": str(data)},
+        "segmind": {"base_url": url, "concurrency": concurrency, "timeout_s": 600},
+        "quota": {"default_allowance": 10**9, "max_queued_per_user": 100_000},
+        "segmind_api_key": KEY,
+    })
+
+
+async def throughput(jobs: int, users: int, latency: float, concurrency: int,
+                     data: Path, url: str) -> tuple[float, float, list[float]]:
+    """Run `jobs` jobs; returns (jobs per second, ideal, added seconds per job)."""
+    service = await build_service(settings(data, url, concurrency))
+    submitted: dict[str, float] = {}
+    finished: dict[str, float] = {}
+    all_done = asyncio.Event()
+
+    async def on_event(event: JobEvent) -> None:
+        if isinstance(event, JobDone | JobFailed):
+            finished[event.job.id] = time.perf_counter()
+            if isinstance(event, JobFailed):
+                print("failed:", event.message, file=sys.stderr)
+            if len(finished) == jobs:
+                all_done.set()
+
+    service.listen("bench", on_event)
+    await service.start()
+    target = ReplyTarget(platform="bench", channel_id="c")
+    start = time.perf_counter()
+    for i in range(jobs):
+        actor = Actor("bench", user_id=f"user{i % users}", workspace_id="w")
+        t0 = time.perf_counter()
+        job = await service.imagine(actor, f"a lighthouse number {i}", None, target)
+        submitted[job.id] = t0
+    await asyncio.wait_for(all_done.wait(), timeout=jobs * latency + 600)
+    elapsed = max(finished.values()) - start
+    added = []
+    for job_id, t0 in submitted.items():
+        job = await service.jobs.get(job_id)
+        assert job is not None and job.started_at is not None
+        waited = job.started_at - job.created_at
+        added.append((finished[job_id] - t0) - waited - latency)
+    await service.stop()
+    return jobs / elapsed, concurrency / latency, added
+
+
+async def memory(queued: int, users: int, data: Path, url: str) -> float:
+    """Queue `queued` jobs behind a backend that is busy for long; returns peak RSS in MB."""
+    service = await build_service(settings(data, url, 1))
+    await service.start()
+    target = ReplyTarget(platform="bench", channel_id="c")
+    for i in range(queued):
+        actor = Actor("bench", user_id=f"user{i % users}", workspace_id="w")
+        await service.imagine(actor, f"a lighthouse number {i}", None, target)
+    await asyncio.sleep(2)  # let a few position reports run over the full queue
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    await service.stop()
+    return peak
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--latency", type=float, default=0.2, help="L, seconds")
+    parser.add_argument("--concurrency", type=int, default=8, help="C")
+    parser.add_argument("--queued", type=int, default=10_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    fake, url = start_fake(args.latency)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            rate, ideal, added = await throughput(args.jobs, args.users, args.latency,
+                                                  args.concurrency, Path(tmp) / "a", url)
+        print(f"{args.jobs} jobs, {args.users} users, L={args.latency}s, C={args.concurrency}")
+        print(f"throughput {rate:.1f} jobs/s; ideal C/L {ideal:.1f} jobs/s; ratio {rate / ideal:.3f}")
+        p50, p99 = percentile(added, 50) * 1000, percentile(added, 99) * 1000
+        print(f"added by the bot per job: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    finally:
+        fake.terminate()
+    slow, slow_url = start_fake(3600)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            peak = await memory(args.queued, args.users, Path(tmp) / "b", slow_url)
+        print(f"peak RSS with {args.queued} jobs queued: {peak:.0f} MB")
+    finally:
+        slow.terminate()
+    print(f"throughput_ratio={rate / ideal:.3f} added_p50_ms={p50:.1f} "
+          f"added_p99_ms={p99:.1f} peak_rss_mb={peak:.0f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
