@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 from tests.chat.slack.conftest import (
     ANN,
@@ -14,6 +15,7 @@ from tests.chat.slack.conftest import (
     texts,
     whisper,
 )
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
 
 
 async def test_a_slash_command_is_acked_at_once(bot, slack):
@@ -169,3 +171,14 @@ async def test_progress_edits_are_paced_to_one_per_interval_per_job(
         gaps = [b - a for a, b in itertools.pairwise(moments)]
         assert len(message.history) >= 2
         assert min(gaps) >= 0.35, (message.history, gaps)
+
+
+async def test_no_token_or_secret_reaches_the_logs(start_bot, slack, caplog):
+    caplog.set_level(logging.DEBUG)
+    await start_bot()
+    await slack.slash_command("/imagine", "a red fox", user=ANN, channel=CHANNEL)
+    await result(slack)
+
+    assert caplog.records
+    for secret in (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET):
+        assert secret not in caplog.text
