@@ -249,7 +249,8 @@ class FakeDiscord:
         if message is not None:
             payload["message"] = message
         self._interactions[token] = {"id": interaction_id, "channel_id": str(channel_id),
-                                     "original": None, "dm": dm}
+                                     "original": None, "dm": dm,
+                                     "source": message["id"] if message else None}
         sent = SentInteraction(interaction_id, token, time.monotonic(), payload)
         await self.dispatch("INTERACTION_CREATE", payload)
         return sent
@@ -352,26 +353,18 @@ class FakeDiscord:
         body: dict[str, Any] = {"interaction": {"id": interaction_id, "type": 2}}
         if kind in (4, 5):
             flags = int(data.get("flags", 0)) | (128 if kind == 5 else 0)
-            message = self._message(state["channel_id"], data, cap.files, flags=flags,
-                                    interaction_id=interaction_id)
+            message = self._message(state["channel_id"], data, cap.files, flags=flags)
             state["original"] = message["id"]
             cap.message = message
             body["interaction"].update(response_message_id=message["id"],
                                        response_message_loading=kind == 5,
                                        response_message_ephemeral=bool(flags & 64))
             body["resource"] = {"type": kind, "message": message}
-        elif kind == 7:
-            original = self.messages.get(self._find_message_of(interaction_id) or "", {})
-            if original:
-                cap.message = self._edit(original, data, cap.files)
+        elif kind == 7:  # UPDATE_MESSAGE: the message whose button was pressed
+            source = self.messages.get(state.get("source") or "")
+            if source is not None:
+                cap.message = self._edit(source, data, cap.files)
         return body
-
-    def _find_message_of(self, interaction_id: str) -> str | None:
-        for state in self._interactions.values():
-            if state["id"] == interaction_id:
-                message = state.get("message")
-                return message["id"] if message else None
-        return None
 
     def _webhook(self, method: str, parts: list[str], cap: Captured) -> Any:
         token = parts[2]
@@ -434,8 +427,7 @@ class FakeDiscord:
                 "mfa_enabled": False, "flags": 0}
 
     def _message(self, channel_id: str, body: dict[str, Any], files: list[FakeFile], *,
-                 flags: int, webhook: bool = False,
-                 interaction_id: str | None = None) -> dict[str, Any]:
+                 flags: int, webhook: bool = False) -> dict[str, Any]:
         message_id = self._snowflake()
         reference = body.get("message_reference")
         message: dict[str, Any] = {
@@ -453,9 +445,6 @@ class FakeDiscord:
             message["guild_id"] = str(self.GUILD_ID)
         self.messages[message_id] = message
         self._edit(message, body, files)
-        for state in self._interactions.values():
-            if interaction_id and state["id"] == interaction_id:
-                state["message"] = message
         return message
 
     def _edit(self, message: dict[str, Any], body: dict[str, Any],
