@@ -1,0 +1,129 @@
+"""`imagine-bot worker`: load the models once, then serve Segmind's contract over HTTP.
+
+    imagine-bot worker --model flux-schnell=SOURCE [--model chroma=SOURCE] [--model kolors=SOURCE]
+                       [--host 127.0.0.1] [--port 8188] [--cpu-offload] [--attention-slicing]
+                       [--vae-tiling] [--compile]
+
+torch, diffusers and uvicorn are imported only inside run_worker, so `imagine-bot --help`
+works without the worker extra. Every start-up problem is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+
+from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options, resolve_source
+
+API_KEY_ENV = "IMAGINE_WORKER_API_KEY"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8188
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the worker's options to `parser` (used by `imagine-bot worker`)."""
+    defaults = ", ".join(f"{m}={s}" for m, s in DEFAULT_SOURCES.items())
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="MODEL[=SOURCE]",
+        help="a model to serve, repeatable; SOURCE is a diffusers folder or a hub id "
+             f"(defaults: {defaults})",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    parser.add_argument("--cpu-offload", action="store_true",
+                        help="keep idle parts of each pipeline in CPU memory (small GPUs)")
+    parser.add_argument("--attention-slicing", action="store_true",
+                        help="compute attention in slices (less memory, slower)")
+    parser.add_argument("--vae-tiling", action="store_true",
+                        help="decode large images tile by tile (less memory)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the denoisers, with a warm-up at start")
+    parser.add_argument("--insecure-no-key", action="store_true",
+                        help=f"listen beyond loopback without {API_KEY_ENV} (anyone can use it)")
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Load the models and serve until stopped; returns the process exit code."""
+    host = getattr(args, "host", DEFAULT_HOST)
+    try:
+        chosen = parse_model_options(list(getattr(args, "model", None) or []))
+        sources = {model: resolve_source(model, source) for model, source in chosen.items()}
+    except SourceError as exc:
+        return _fail(str(exc))
+    api_key = os.environ.get(API_KEY_ENV) or None
+    if api_key is None and not _is_loopback(host) and not getattr(args, "insecure_no_key", False):
+        return _fail(
+            f"listening on {host} without {API_KEY_ENV} would let anyone on the network use "
+            "the GPU; set it (clients send it as x-api-key) or pass --insecure-no-key"
+        )
+    try:
+        import uvicorn
+
+        from bot.worker.app import create_app
+        from bot.worker.pipelines import Engine, EngineOptions
+    except ImportError as exc:
+        return _fail(
+            f"the worker needs the worker extra (pip install 'imagine-bot[worker]'): "
+            f"{exc.name or exc} is missing"
+        )
+    _configure_logging()
+    options = EngineOptions(
+        cpu_offload=getattr(args, "cpu_offload", False),
+        attention_slicing=getattr(args, "attention_slicing", False),
+        vae_tiling=getattr(args, "vae_tiling", False),
+        compile=getattr(args, "compile", False),
+    )
+    try:
+        engine = Engine.load(sources, options)
+    except SourceError as exc:
+        return _fail(str(exc))
+    if options.compile:
+        engine.warm_up()
+    port = getattr(args, "port", DEFAULT_PORT)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(engine, api_key), host=host, port=port, log_level="info",
+    ))
+    try:
+        server.run()
+    except SystemExit:
+        return _fail(f"could not listen on {host}:{port} (see the error above)", code=1)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fail(line: str, code: int = 2) -> int:
+    print(f"imagine-bot worker: {line}", file=sys.stderr)
+    return code
+
+
+def _configure_logging() -> None:
+    """Log the worker's own lines (loading, warm-up, cancellations) to stderr at INFO."""
+    logger = logging.getLogger("bot.worker")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s worker: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.worker.main", description="Serve image models over HTTP."
+    )
+    add_worker_arguments(parser)
+    return run_worker(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
