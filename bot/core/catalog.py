@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 ImageFormat = str  # "png" | "jpeg" | "webp"
@@ -93,14 +94,28 @@ class ModelSpec:
         return None
 
     def _fit(self, preset: AspectPreset) -> AspectPreset:
-        short = min(preset.width, preset.height)
+        width, height = preset.width, preset.height
+        short = min(width, height)
         minimum = int(min(self.width.low, self.height.low))
-        if short >= minimum:
+        if short < minimum:
+            scale = minimum / short
+            width = _round_to(width * scale, self.size_multiple)
+            height = _round_to(height * scale, self.size_multiple)
+        width, height = self.capped(width, height)
+        if (width, height) == (preset.width, preset.height):
             return preset
-        scale = minimum / short
-        width = _round_to(preset.width * scale, self.size_multiple)
-        height = _round_to(preset.height * scale, self.size_multiple)
         return replace(preset, width=width, height=height)
+
+    def capped(self, width: int, height: int) -> tuple[int, int]:
+        """The size scaled down, ratio kept, under an admin's max_pixels (if the sides allow it)."""
+        if not self.max_pixels or width * height <= self.max_pixels:
+            return width, height
+        scale = math.sqrt(self.max_pixels / (width * height))
+        w = int(width * scale) // self.size_multiple * self.size_multiple
+        h = int(height * scale) // self.size_multiple * self.size_multiple
+        if w in self.width and h in self.height:
+            return w, h
+        return width, height  # cannot fit: the request is refused with the pixel cap named
 
 
 def _round_to(value: float, multiple: int) -> int:

@@ -134,6 +134,11 @@ class BadResponse(BackendTransient):
 
 def _short_repr(value: object, limit: int = 40) -> str:
     """A printable, bounded rendering of a user's value for an error sentence."""
-    text = repr(value) if isinstance(value, str) else str(value)
+    try:
+        text = repr(value) if isinstance(value, str) else str(value)
+    except (ValueError, OverflowError):  # an int too long to print (over 4300 digits)
+        text = "a number too long to show"
+    except Exception:  # e.g. RecursionError from a list nested too deep: never fail here
+        text = f"a {type(value).__name__} that cannot be shown"
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bot.core.catalog import IMAGE_FORMATS, MAX_PROMPT_CHARS, SEED_MAX, Catalog, ModelSpec, Range
-from bot.core.errors import ImagineError, RequestError
+from bot.core.errors import ImagineError, RequestError, _short_repr
 from bot.core.flags import parse_flags
 
 FIELDS = (
@@ -53,7 +53,7 @@ class ImagineRequest(BaseModel):
 
 
 # Characters that can reorder, hide or spoof text: bidi controls, zero-width spaces, BOM.
-_INVISIBLE = re.compile("[\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_INVISIBLE = re.compile("[\u061c\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def clean_text(text: str) -> str:
@@ -75,18 +75,19 @@ def build_request(
     Raises ImagineError (usually RequestError) with the user's sentence; never anything else.
     """
     if not isinstance(text, str):
-        raise RequestError("prompt", type(text).__name__, "text")
+        raise RequestError("prompt", text, "text")
     parsed = parse_flags(text)
     given: dict[str, Any] = {}
     for name, value in (options or {}).items():
         if name not in FIELDS or name == "prompt":
-            raise ImagineError(f"Unknown option {str(name)[:30]!r}.")
+            raise ImagineError(f"Unknown option {_short_repr(name, 30)}.")
         if value is not None and value != "":
             given[name] = value
     for name, value in parsed.options.items():
-        if name in given and str(given[name]).strip().lower() != value.strip().lower():
+        if name in given and _text(given[name]).strip().lower() != value.strip().lower():
             raise ImagineError(
-                f"{name} is given twice ({_show(given[name])} and {_show(value)}); give it once."
+                f"{name} is given twice ({_short_repr(given[name])} and {_short_repr(value)}); "
+                "give it once."
             )
         given[name] = value
     return _validate(parsed.prompt, given, catalog, random_seed)
@@ -163,8 +164,9 @@ def _size(given: dict[str, Any], spec: ModelSpec) -> tuple[int, int, str]:
             raise ImagineError("Give either an aspect ratio or a width and height, not both.")
         width, height, aspect = _from_ratio(str(ratio), spec)
     else:
-        width = int(_number("width", given.get("width", 1024), spec.width, int))
-        height = int(_number("height", given.get("height", 1024), spec.height, int))
+        default_width, default_height = spec.capped(1024, 1024)  # fits an admin's max_pixels
+        width = int(_number("width", given.get("width", default_width), spec.width, int))
+        height = int(_number("height", given.get("height", default_height), spec.height, int))
         aspect = "custom" if has_size else "1:1"
     for name, value in (("width", width), ("height", height)):
         if value % spec.size_multiple:
@@ -193,6 +195,7 @@ def _from_ratio(text: str, spec: ModelSpec) -> tuple[int, int, str]:
     # About one megapixel at that ratio, on a 64 px grid, like the presets.
     width = max(64, round(math.sqrt(1024 * 1024 * w / h) / 64) * 64)
     height = max(64, round(width * h / w / 64) * 64)
+    width, height = spec.capped(width, height)
     if width not in spec.width or height not in spec.height:
         raise RequestError(
             "aspect_ratio", text,
@@ -214,10 +217,11 @@ def _number(name: str, value: Any, bounds: Range, kind: type) -> float:
             word = "a whole number" if kind is int else "a number"
             raise RequestError(name, value, f"{word} from {bounds.text()}") from None
     else:
-        raise RequestError(name, type(value).__name__, f"a number from {bounds.text()}")
-    if kind is int and (not math.isfinite(number) or number != int(number)):
+        raise RequestError(name, value, f"a number from {bounds.text()}")
+    finite = isinstance(number, int) or math.isfinite(number)  # isfinite(10**400) overflows
+    if kind is int and (not finite or number != int(number)):
         raise RequestError(name, value, f"a whole number from {bounds.text()}")
-    if not math.isfinite(number) or number not in bounds:
+    if not finite or number not in bounds:
         word = "a whole number" if kind is int else "a number"
         raise RequestError(name, value, f"{word} from {bounds.text()}")
     return number
@@ -237,5 +241,8 @@ def _join(items: Any) -> str:
     return ", ".join(items)
 
 
-def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # an int too long to print, a list nested too deep
+        return ""
