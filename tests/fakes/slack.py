@@ -21,7 +21,8 @@ Every Web API call needs ``Authorization: Bearer <bot_token>`` (``apps.connectio
 the app token), else ``invalid_auth``. Every call is recorded in ``calls`` (``Call``: method,
 args, status, answer, at), posted and edited messages in ``messages`` (ts -> ``Message`` with ``history``,
 one entry per text it has shown). ``rate_limit(method, times, retry_after)`` answers the next
-``times`` calls of ``method`` with 429 and ``Retry-After``, as Slack does.
+``times`` calls of ``method`` with 429 and ``Retry-After``, as Slack does. Posting into a
+channel listed in ``absent_from`` answers ``not_in_channel``, as for a bot nobody invited.
 
 The websocket (``GET /socket``) greets with ``hello``; ``send_envelope`` pushes an envelope
 into it and ``ack(envelope_id)`` waits for the app's acknowledgement. ``slash_command``,
@@ -111,6 +112,7 @@ class FakeSlack:
         self.messages: dict[str, Message] = {}
         self.uploads: dict[str, Upload] = {}
         self.acks: dict[str, dict[str, Any]] = {}
+        self.absent_from: set[str] = set()  # channels the bot is not in: posting there fails
         self._limits: dict[str, list[int]] = defaultdict(list)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -387,7 +389,13 @@ class FakeSlack:
             await self._record(Call(method, args, 401))
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
-        body = handler(args) if handler else {"ok": False, "error": "unknown_method"}
+        channel = args.get("channel") or args.get("channel_id")
+        if channel in self.absent_from and method in _POSTING:
+            body = {"ok": False, "error": "not_in_channel"}
+        elif handler is None:
+            body = {"ok": False, "error": "unknown_method"}
+        else:
+            body = handler(args)
         await self._record(Call(method, args, 200 if body.get("ok") else 400, body))
         return web.json_response(body)
 
@@ -507,6 +515,10 @@ class FakeSlack:
 
     def _name(self, user_id: str) -> str:
         return str(self.users.get(user_id, {}).get("name") or user_id.lower())
+
+
+_POSTING = frozenset({"chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral",
+                      "files.completeUploadExternal"})
 
 
 async def _arguments(request: web.Request) -> dict[str, Any]:

@@ -28,6 +28,14 @@ from bot.core.service import ImagineService
 log = logging.getLogger(__name__)
 
 _REMEMBER_FINISHED = 2048
+# Slack errors that no retry or restart can fix: the result is given up, not replayed forever.
+UNREACHABLE = frozenset({"not_in_channel", "channel_not_found", "is_archived",
+                         "restricted_action", "team_access_not_granted", "account_inactive"})
+
+
+def unreachable(error: SlackApiError) -> bool:
+    """Whether Slack refused because the bot cannot post in that channel at all."""
+    return error.response.get("error") in UNREACHABLE
 
 
 @dataclass
@@ -61,13 +69,21 @@ class Delivery:
         """Show one job event in Slack (the listener given to service.listen)."""
         if self.closed:
             return
-        if isinstance(event, JobQueued | JobRunning):
-            await self._progress(event.job, progress_message(event.job, progress_text(event)))
-        elif isinstance(event, JobDone):
-            await self._done(event)
-        elif isinstance(event, JobFailed):
-            await self._finish(event.job, progress_message(event.job, event.message))
-            await self.service.mark_delivered(event.job.id)
+        try:
+            if isinstance(event, JobQueued | JobRunning):
+                await self._progress(event.job, progress_message(event.job, progress_text(event)))
+            elif isinstance(event, JobDone):
+                await self._done(event)
+            elif isinstance(event, JobFailed):
+                await self._finish(event.job, progress_message(event.job, event.message))
+                await self.service.mark_delivered(event.job.id)
+        except SlackApiError as error:
+            if not unreachable(error):
+                raise  # logged by the bus; an undelivered result is retried after a restart
+            log.warning("job %s: cannot post in %s (%s)", event.job.id,
+                        event.job.target.channel_id, error.response.get("error"))
+            if isinstance(event, JobDone | JobFailed):
+                await self.service.mark_delivered(event.job.id)  # give up: no restart helps
 
     async def started(self, job: Job, *, wait_s: float = 1.0) -> None:
         """Make sure a just-queued job has a progress message, should no event have posted one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.chat.slack._delivery import Delivery
+from bot.chat.slack._delivery import Delivery, unreachable
 from bot.chat.slack._format import (
     ACTION_PATTERN,
     EDIT_CALLBACK,
@@ -34,6 +35,7 @@ from bot.core.service import ImagineService
 log = logging.getLogger(__name__)
 
 OOPS = "Something went wrong on our side; please try again in a moment."
+NOT_HERE = "I cannot post in this channel: invite me with /invite @imagine and try again."
 ADMINS_ONLY = ("Only Slack workspace admins can change quotas; "
                "/imagine-quota alone shows your balance.")
 
@@ -64,6 +66,7 @@ class Handlers:
         self.client = client
         self.people = people
         self.delivery = delivery
+        self._seen_events: OrderedDict[str, None] = OrderedDict()
 
     def register(self, app: AsyncApp) -> None:
         """Attach every listener to `app`."""
@@ -81,18 +84,41 @@ class Handlers:
         where = _from_command(command)
         await self._guard(where, lambda: self._imagine(where, to_plain(command.get("text", ""))))
 
-    async def mention(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+    async def mention(self, body: dict[str, Any], event: dict[str, Any],
+                      context: dict[str, Any]) -> None:
         """@imagine PROMPT --flags (bolt acks events before this runs)."""
+        if self._repeated(str(body.get("event_id", ""))):
+            return  # Slack re-sent an event it thought we missed: imagine (and charge) once
         where = Where(user=str(event.get("user", "")),
                       team=event.get("team") or context.get("team_id"),
                       channel=str(event.get("channel", "")), thread=event.get("thread_ts"))
         text = to_plain(str(event.get("text", "")), drop_user=context.get("bot_user_id"))
         await self._guard(where, lambda: self._imagine(where, text))
 
+    def _repeated(self, event_id: str) -> bool:
+        if not event_id:
+            return False
+        if event_id in self._seen_events:
+            return True
+        self._seen_events[event_id] = None
+        if len(self._seen_events) > 1000:
+            self._seen_events.popitem(last=False)
+        return False
+
     async def _imagine(self, where: Where, text: str) -> None:
         actor = await self.people.actor(where.user, where.team, where.name)
         job = await self.service.imagine(actor, text, None, where.target())
-        await self.delivery.started(job)
+        try:
+            await self.delivery.started(job)
+        except SlackApiError as error:
+            if not unreachable(error):
+                raise
+            try:
+                await self.service.cancel(actor, job.id)  # still queued: refunded
+            except ImagineError:  # already running: it cannot be shown here
+                raise ImagineError(f"{NOT_HERE} The image already being made will not be "
+                                   f"shown here.") from None
+            raise ImagineError(f"{NOT_HERE} Your credits were refunded.") from None
 
     async def quota_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         """/imagine-quota (your balance) or /imagine-quota show|set|grant|... @user (admins)."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import logging
 
+from bot.core.jobs import Actor
 from tests.chat.slack.conftest import (
     ANN,
+    BOB,
     CHANNEL,
     job_count,
     job_of,
@@ -182,3 +184,30 @@ async def test_no_token_or_secret_reaches_the_logs(start_bot, slack, caplog):
     assert caplog.records
     for secret in (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET):
         assert secret not in caplog.text
+
+
+async def test_in_a_channel_the_bot_is_not_in_the_user_is_told_to_invite_it_and_refunded(
+    start_bot, slack_settings, slack, fake_segmind
+):
+    bot = await start_bot(slack_settings(segmind={"concurrency": 1}))
+    fake_segmind.latency_s = 0.5
+    await slack.slash_command("/imagine", "a busy worker", user=BOB, channel=CHANNEL)
+    await slack.wait_for("chat.postMessage")  # bob's job holds the only worker
+    slack.absent_from.add("C0ELSEWHERE")
+
+    await slack.slash_command("/imagine", "a red fox", user=ANN, channel="C0ELSEWHERE")
+    [reply] = await slack.wait_for("response_url")  # an ephemeral message cannot go there
+
+    assert reply["text"] == ("I cannot post in this channel: invite me with /invite @imagine "
+                             "and try again. Your credits were refunded.")
+    assert reply["response_type"] == "ephemeral"
+    assert (await bot.service.quota_status(Actor("slack", ANN, "T0001"))).balance == 50
+
+
+async def test_a_mention_slack_sends_twice_is_imagined_once(bot, slack):
+    payload = slack.mention_payload("<@UBOT> a red fox", user=ANN, channel=CHANNEL)
+    await slack.ack(await slack.send_envelope("events_api", payload))
+    await slack.ack(await slack.send_envelope("events_api", {**payload}))  # Slack's retry
+    await result(slack)
+
+    assert await job_count(bot) == 1
