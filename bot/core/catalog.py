@@ -76,6 +76,12 @@ class ModelSpec:
     default_negative_prompt: str | None = None
     max_pixels: int | None = None  # an admin's cap on width x height
     base_cost: float = 1.0
+    pricing_steps: int | None = None  # the published default steps, kept when an admin narrows
+
+    @property
+    def cost_steps(self) -> int:
+        """The steps a request is priced against: the model's published default."""
+        return self.pricing_steps or self.default_steps
 
     @property
     def takes_cfg(self) -> bool:
@@ -94,17 +100,19 @@ class ModelSpec:
         return None
 
     def _fit(self, preset: AspectPreset) -> AspectPreset:
-        width, height = preset.width, preset.height
-        short = min(width, height)
-        minimum = int(min(self.width.low, self.height.low))
-        if short < minimum:
-            scale = minimum / short
-            width = _round_to(width * scale, self.size_multiple)
-            height = _round_to(height * scale, self.size_multiple)
-        width, height = self.capped(width, height)
+        width, height = self.capped(*self.raised(preset.width, preset.height))
         if (width, height) == (preset.width, preset.height):
             return preset
         return replace(preset, width=width, height=height)
+
+    def raised(self, width: int, height: int) -> tuple[int, int]:
+        """The size scaled up, ratio kept, so its short side meets the model's minimum."""
+        short = min(width, height)
+        minimum = int(min(self.width.low, self.height.low))
+        if short >= minimum:
+            return width, height
+        scale = minimum / short
+        return _round_to(width * scale, self.size_multiple), _round_to(height * scale, self.size_multiple)
 
     def capped(self, width: int, height: int) -> tuple[int, int]:
         """The size scaled down, ratio kept, under an admin's max_pixels (if the sides allow it)."""
@@ -235,6 +243,7 @@ class Catalog:
             models.append(
                 replace(
                     spec, steps=steps, default_steps=default_steps, samples=samples,
+                    pricing_steps=spec.cost_steps,
                     max_pixels=max_pixels if max_pixels is not None else spec.max_pixels,
                     base_cost=cost,
                 )

@@ -43,11 +43,11 @@ class ImagineError(Exception):
 class RequestError(ImagineError):
     """A request that fails validation: names the field, the value and what is allowed."""
 
-    def __init__(self, field: str, value: object, allowed: str) -> None:
+    def __init__(self, field: str, value: object, allowed: str, *, shown: str | None = None) -> None:
         self.field = field
         self.value = value
         self.allowed = allowed
-        shown = _short_repr(value)
+        shown = shown if shown is not None else _short_repr(value)
         super().__init__(f"{field} {shown} is not allowed: {allowed}.")
 
 

@@ -55,6 +55,7 @@ def parse_flags(text: str) -> ParsedPrompt:
     matches = list(_FLAG.finditer(text))
     prompt = text[: matches[0].start()] if matches else text
     options: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # field -> the flag name that set it
     for i, match in enumerate(matches):
         name = match.group(1)
         field = FLAGS.get(name.lower())
@@ -63,7 +64,11 @@ def parse_flags(text: str) -> ParsedPrompt:
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[match.end() : end].strip()
         if field in options:
-            raise ImagineError(f"The flag --{name.lower()} is given twice; give it once.")
+            first = spelled[field]
+            if first == name.lower():
+                raise ImagineError(f"The flag --{first} is given twice; give it once.")
+            raise ImagineError(f"--{first} and --{name.lower()} both set {field}; give one.")
+        spelled[field] = name.lower()
         if not value:
             raise ImagineError(f"The flag --{name.lower()} needs a value, as in --{name.lower()} 5.")
         options[field] = value

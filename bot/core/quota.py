@@ -18,12 +18,15 @@ class Period(StrEnum):
 
 
 def request_cost(request: ImagineRequest, catalog: Catalog) -> int:
-    """ceil(base x samples x megapixels x steps / default steps); flux-schnell defaults cost 1."""
+    """ceil(base x samples x megapixels x steps / the model's published default steps).
+
+    flux-schnell at its defaults costs exactly 1; an admin's max_steps never raises a price.
+    """
     spec = catalog.get(request.model)
     if spec is None:
         raise ValueError(f"unknown model {request.model}")
     megapixels = request.width * request.height / (1024 * 1024)
-    raw = spec.base_cost * request.samples * megapixels * (request.steps / spec.default_steps)
+    raw = spec.base_cost * request.samples * megapixels * (request.steps / spec.cost_steps)
     # round() first so float noise (1.0000000001) never costs an extra credit
     return max(1, math.ceil(round(raw, 6)))
 

@@ -100,7 +100,8 @@ def _validate(
     if not prompt:
         raise ImagineError("The prompt is empty: describe the image you want, as in /imagine a red fox.")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise RequestError("prompt", f"of {len(prompt)} characters", f"at most {MAX_PROMPT_CHARS}")
+        raise RequestError("prompt", len(prompt), f"at most {MAX_PROMPT_CHARS} characters",
+                           shown=f"of {len(prompt)} characters")
 
     spec = _model(given.get("model"), catalog)
     negative = given.get("negative_prompt")
@@ -195,6 +196,7 @@ def _from_ratio(text: str, spec: ModelSpec) -> tuple[int, int, str]:
     # About one megapixel at that ratio, on a 64 px grid, like the presets.
     width = max(64, round(math.sqrt(1024 * 1024 * w / h) / 64) * 64)
     height = max(64, round(width * h / w / 64) * 64)
+    width, height = spec.raised(width, height)  # chroma's 768 px minimum, as for its presets
     width, height = spec.capped(width, height)
     if width not in spec.width or height not in spec.height:
         raise RequestError(

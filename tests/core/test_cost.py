@@ -204,3 +204,9 @@ def test_now_always_lies_in_its_period_and_the_period_starts_at_midnight_utc(per
 
 def test_the_periods_are_day_week_and_month():
     assert [p.value for p in Period] == ["day", "week", "month"]
+
+
+def test_an_admins_max_steps_never_raises_the_price_of_a_request():
+    narrowed = Catalog().narrowed(max_steps=20)
+    request = build_request("a fox --model chroma --steps 20", None, narrowed)
+    assert request_cost(request, narrowed) == request_cost(request, Catalog()) == 2

@@ -328,8 +328,18 @@ def test_a_custom_ratio_may_be_written_with_x_or_slash_or_spaces(text):
 
 
 def test_a_custom_ratio_whose_size_breaks_the_model_s_limits_is_refused_and_says_so():
-    error = field_refusal("aspect_ratio", "a fox --model chroma --ar 7:3")
+    error = field_refusal("aspect_ratio", "a fox --model chroma --ar 4:1")
     assert "768 to 2048" in error.sentence()
+
+
+def test_a_custom_ratio_on_chroma_raises_its_short_side_to_768_like_the_presets():
+    request = build("a fox --model chroma --ar 7:3")
+    assert (request.width, request.height, request.aspect_ratio) == (1840, 768, "7:3")
+
+
+def test_two_spellings_of_one_flag_are_refused_naming_both():
+    with pytest.raises(ImagineError, match="--ar and --aspect both set aspect_ratio"):
+        build("a fox --ar 1:1 --aspect 2:1")
 
 
 def test_an_extreme_custom_ratio_is_refused():
@@ -526,7 +536,7 @@ def test_a_prompt_of_2000_characters_is_accepted():
 def test_a_prompt_over_2000_characters_is_refused_giving_its_length_and_the_limit():
     error = field_refusal("prompt", "x" * (MAX_PROMPT_CHARS + 1))
     assert "2001 characters" in error.sentence()
-    assert "at most 2000" in error.sentence()
+    assert error.sentence() == "prompt of 2001 characters is not allowed: at most 2000 characters."
 
 
 def test_the_prompt_length_is_counted_after_cleaning():
