@@ -47,8 +47,8 @@ class RequestError(ImagineError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        shown = shown if shown is not None else _short_repr(value)
-        super().__init__(f"{field} {shown} is not allowed: {allowed}.")
+        self.shown = shown if shown is not None else _short_repr(value)
+        super().__init__(f"{field} {self.shown} is not allowed: {allowed}.")
 
 
 class PolicyError(ImagineError):
