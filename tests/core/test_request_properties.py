@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bot.core.catalog import ALL_MODELS, IMAGE_FORMATS, MAX_PROMPT_CHARS, SEED_MAX, Catalog, ModelSpec
-from bot.core.errors import ImagineError, RequestError, _short_repr
+from bot.core.errors import ImagineError, RequestError
 from bot.core.flags import FLAGS
 from bot.core.request import FIELDS, ImagineRequest, build_request
 
@@ -218,9 +218,9 @@ def assert_good_sentence(error: ImagineError) -> None:
     assert len(sentence) < 600
     if isinstance(error, RequestError):
         assert sentence.startswith(f"{error.field} "), sentence
-        assert _short_repr(error.value) in sentence, sentence
+        assert error.shown in sentence, sentence
         assert error.allowed and error.allowed in sentence, sentence
-        assert sentence == f"{error.field} {_short_repr(error.value)} is not allowed: {error.allowed}."
+        assert sentence == f"{error.field} {error.shown} is not allowed: {error.allowed}."
 
 
 # --- properties -----------------------------------------------------------------------------------
