@@ -111,7 +111,9 @@ def _validate(
                 f"{spec.name} takes no negative prompt (--no); remove it or pick "
                 f"{_join(m.name for m in catalog.models if m.negative_prompt) or 'another model'}."
             )
-        negative = clean_text(str(negative))[:MAX_PROMPT_CHARS] or None
+        if not isinstance(negative, str):
+            raise RequestError("negative_prompt", negative, "text")
+        negative = clean_text(negative)[:MAX_PROMPT_CHARS] or None
     cfg = None
     if "cfg" in given:
         if spec.cfg is None:

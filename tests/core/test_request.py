@@ -656,3 +656,8 @@ def test_a_preset_that_cannot_shrink_enough_is_refused_naming_the_cap():
 def test_kolors_within_the_admin_s_max_pixels_is_accepted_as_given():
     catalog = CATALOG.narrowed(max_pixels=1_000_000)
     assert build(catalog=catalog, model="kolors", width=1000, height=1000).width == 1000
+
+
+def test_a_negative_prompt_that_is_not_text_is_refused():
+    with pytest.raises(RequestError, match="negative_prompt"):
+        build_request("a fox --model chroma", {"negative_prompt": 10**5000}, CATALOG)
