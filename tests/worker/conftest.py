@@ -1,0 +1,54 @@
+"""Fixtures for the GPU worker's tests: tiny real pipelines, loaded like real weights, served
+over a real socket on loopback.
+
+The tiny Flux, Chroma and Kolors pipelines have random weights and locally trained tokenizers
+(bot.worker.synthetic); they are saved with save_pretrained into a session folder and loaded
+back by Engine.load, the worker's own from_pretrained path. Nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.worker.support import MODELS, Served, serve
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from the hub, ever
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+if importlib.util.find_spec("diffusers") is None or importlib.util.find_spec("torch") is None:
+    collect_ignore_glob = ["test_*.py"]  # the worker extra is not installed: nothing to test
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The three tiny pipelines, saved in diffusers' folder layout."""
+    from bot.worker.synthetic import save_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("models")
+    return {model: save_tiny_pipeline(model, root / model) for model in MODELS}
+
+
+@pytest.fixture(scope="session")
+def engine(model_dirs: dict[str, Path]) -> Any:
+    """An Engine holding the three tiny pipelines, loaded through from_pretrained."""
+    import torch
+
+    from bot.worker.pipelines import Engine
+    from bot.worker.sources import resolve_source
+
+    # The tiny models' ops are so small that syncing threads costs more than it saves.
+    torch.set_num_threads(1)
+    return Engine.load({m: resolve_source(m, str(path)) for m, path in model_dirs.items()})
+
+
+@pytest.fixture(scope="session")
+def worker(engine: Any) -> Iterator[Served]:
+    """The worker without an API key, over a real socket."""
+    yield from serve(engine)
