@@ -9,7 +9,7 @@ callbacks, follow-ups with their files, edits, channel messages, command syncs):
     async with FakeDiscord() as discord_:
         settings.discord.api_base_url = discord_.api_base_url  # and gateway_url
         ...
-        interaction = await discord_.slash("imagine", prompt="a red fox")
+        interaction = await discord_.slash("imagine", by=FakeUser(1, "ann"), prompt="a fox")
         callback = await discord_.wait_for("callback", token=interaction.token)
 """
 
@@ -97,6 +97,7 @@ class FakeDiscord:
     NSFW_CHANNEL_ID = 930000000000000002
     THREAD_ID = 930000000000000003
     DM_CHANNEL_ID = 930000000000000009
+    ROLE_ID = 940000000000000001  # a plain role with no permissions, "imagine-admins"
 
     def __init__(self, token: str = "fake-bot-token", *, heartbeat_ms: int = 41250) -> None:
         self.token = token
@@ -179,7 +180,7 @@ class FakeDiscord:
                     return command
         raise AssertionError(f"the bot synced no command {name!r}; synced: {self.commands}")
 
-    async def slash(self, name: str, *, user: FakeUser, dm: bool = False,
+    async def slash(self, name: str, *, by: FakeUser, dm: bool = False,
                     channel_id: int | None = None, focused: str | None = None,
                     **options: Any) -> SentInteraction:
         """Push a slash command (or, with `focused`, its autocomplete) as the bot synced it."""
@@ -201,9 +202,9 @@ class FakeDiscord:
                 option["focused"] = True
             data["options"].append(option)
         kind = 4 if focused else 2
-        return await self._interact(kind, data, user=user, dm=dm, channel_id=channel_id)
+        return await self._interact(kind, data, user=by, dm=dm, channel_id=channel_id)
 
-    async def click(self, message: dict[str, Any], custom_id: str, *, user: FakeUser,
+    async def click(self, message: dict[str, Any], custom_id: str, *, by: FakeUser,
                     dm: bool = False) -> SentInteraction:
         """Press the button `custom_id` on a message the bot sent."""
         ids = [c.get("custom_id") for row in message.get("components", [])
@@ -211,16 +212,16 @@ class FakeDiscord:
         if custom_id not in ids:
             raise AssertionError(f"no button {custom_id!r} on that message; it has {ids}")
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._interact(3, data, user=user, dm=dm, message=message,
+        return await self._interact(3, data, user=by, dm=dm, message=message,
                                     channel_id=int(message["channel_id"]))
 
-    async def submit_modal(self, custom_id: str, values: dict[str, str], *, user: FakeUser,
+    async def submit_modal(self, custom_id: str, values: dict[str, str], *, by: FakeUser,
                            dm: bool = False, channel_id: int | None = None) -> SentInteraction:
         """Submit a modal with these text input values."""
         rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
                 for k, v in values.items()]
         data = {"custom_id": custom_id, "components": rows}
-        return await self._interact(5, data, user=user, dm=dm, channel_id=channel_id)
+        return await self._interact(5, data, user=by, dm=dm, channel_id=channel_id)
 
     async def _interact(self, kind: int, data: dict[str, Any], *, user: FakeUser, dm: bool,
                         channel_id: int | None = None,
@@ -499,10 +500,12 @@ class FakeDiscord:
         everyone = {"id": str(self.GUILD_ID), "name": "@everyone", "color": 0, "hoist": False,
                     "position": 0, "permissions": str(MEMBER_PERMISSIONS), "managed": False,
                     "mentionable": False, "flags": 0}
+        role = dict(everyone, id=str(self.ROLE_ID), name="imagine-admins", position=1,
+                    permissions="0")
         channels = [self._channel(self.CHANNEL_ID), self._channel(self.NSFW_CHANNEL_ID)]
         return {
             "id": str(self.GUILD_ID), "name": "Fake Guild", "icon": None,
-            "owner_id": str(self.OWNER_ID), "roles": [everyone], "emojis": [], "stickers": [],
+            "owner_id": str(self.OWNER_ID), "roles": [everyone, role], "emojis": [], "stickers": [],
             "features": [], "member_count": 3, "large": False, "unavailable": False,
             "joined_at": _now(), "channels": channels, "threads": [
                 self._channel(self.THREAD_ID)], "members": [], "voice_states": [],

@@ -100,6 +100,8 @@ async def tell(interaction: discord.Interaction, sentence: str) -> None:
             await interaction.delete_original_response()
     except discord.HTTPException as error:
         log.warning("could not tell the user about an error (HTTP %s)", error.status)
+    except Exception as error:  # a closed client at shutdown, say: never raise from here
+        log.warning("could not tell the user about an error (%s)", type(error).__name__)
 
 
 async def guarded(interaction: discord.Interaction, what: str,

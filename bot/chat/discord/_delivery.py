@@ -122,6 +122,8 @@ class Delivery:
                 await self._edit_progress(job, progress_text(event), interaction)
         if message is None:
             message = await self._send(job.target, **self._result(event))
+            if message is None:
+                return
         self._last_edit.pop(job.id, None)
         await self.service.update_target(  # later rerolls reply to the result itself
             job.id, dataclasses.replace(job.target, message_id=str(message.id)))
@@ -152,21 +154,32 @@ class Delivery:
             else:
                 await self.service.mark_delivered(job.id)
                 return
-        await self._send(job.target, content=f"<@{job.actor.user_id}> {event.message}",
-                         allowed_mentions=only_user(job.actor.user_id))
+        sent = await self._send(job.target, content=f"<@{job.actor.user_id}> {event.message}",
+                                allowed_mentions=only_user(job.actor.user_id))
+        if sent is None:
+            return
         if job.target.message_id:  # the progress line would otherwise say "queued" forever
             await self._edit_progress(job, "This request failed; see the reply.")
             self._last_edit.pop(job.id, None)
         await self.service.mark_delivered(job.id)
 
-    async def _send(self, target: ReplyTarget, **kwargs: Any) -> discord.Message:
-        """Send through the bot token, replying to the original message when there is one."""
+    async def _send(self, target: ReplyTarget, **kwargs: Any) -> discord.Message | None:
+        """Send through the bot token, replying to the original message when there is one.
+
+        None when Discord refuses: the job stays undelivered and is offered again after the
+        next restart.
+        """
         channel = self._channel(target)
         reply_to = target.reply_to_message_id or target.message_id
         if reply_to:
             kwargs["reference"] = channel.get_partial_message(int(reply_to)).to_reference(
                 fail_if_not_exists=False)
-        return await channel.send(**kwargs)
+        try:
+            return await channel.send(**kwargs)
+        except discord.HTTPException as error:
+            log.warning("could not post to channel %s (HTTP %s); the result stays undelivered "
+                        "until the next start", channel.id, error.status)
+            return None
 
     def _channel(self, target: ReplyTarget) -> discord.PartialMessageable:
         guild_id = int(target.workspace_id) if target.workspace_id else None

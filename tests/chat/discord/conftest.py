@@ -113,3 +113,4 @@ def custom_ids(message: dict[str, Any]) -> list[str]:
     """Every button custom id on a message, row by row."""
     return [c["custom_id"] for row in message.get("components", [])
             for c in row.get("components", [])]
+

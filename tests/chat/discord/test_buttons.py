@@ -11,7 +11,7 @@ from tests.fakes.discord import FakeDiscord
 
 async def _result(fake: FakeDiscord, **options: Any) -> dict[str, Any]:
     """Run /imagine as Ann and return the result message the bot posted."""
-    sent = await fake.slash("imagine", user=ANN, **{"prompt": "a red fox", **options})
+    sent = await fake.slash("imagine", by=ANN, **{"prompt": "a red fox", **options})
     followup = await fake.wait_for("followup", token=sent.token)
     assert followup.message is not None
     return followup.message
@@ -21,7 +21,7 @@ async def test_reroll_by_another_member_is_charged_to_the_presser(bot, fake_disc
     result = await _result(fake_discord, seed=5)
     parent = job_id_of(result)
 
-    press = await fake_discord.click(result, f"imagine:reroll:{parent}", user=BOB)
+    press = await fake_discord.click(result, f"imagine:reroll:{parent}", by=BOB)
     followup = await fake_discord.wait_for("followup", token=press.token)
 
     child = await bot.service.get_job(job_id_of(followup.payload))
@@ -37,7 +37,7 @@ async def test_vary_of_the_second_image_varies_that_image_alone(bot, fake_discor
     result = await _result(fake_discord, seed=100, samples=2)
     parent = job_id_of(result)
 
-    press = await fake_discord.click(result, f"imagine:vary:{parent}:1", user=ANN)
+    press = await fake_discord.click(result, f"imagine:vary:{parent}:1", by=ANN)
     followup = await fake_discord.wait_for("followup", token=press.token)
 
     child = await bot.service.get_job(job_id_of(followup.payload))
@@ -50,13 +50,13 @@ async def test_edit_opens_a_prefilled_modal_whose_submit_starts_a_new_job(bot, f
     result = await _result(fake_discord, model="kolors", negative_prompt="blur")
     parent = job_id_of(result)
 
-    press = await fake_discord.click(result, f"imagine:edit:{parent}", user=ANN)
+    press = await fake_discord.click(result, f"imagine:edit:{parent}", by=ANN)
     modal = await fake_discord.wait_for("callback", token=press.token)
     inputs = {c["custom_id"]: c.get("value") for row in modal.payload["data"]["components"]
               for c in row["components"]}
     submit = await fake_discord.submit_modal(
         modal.payload["data"]["custom_id"],
-        {"prompt": "a red fox in the rain", "negative_prompt": "blur, snow"}, user=ANN)
+        {"prompt": "a red fox in the rain", "negative_prompt": "blur, snow"}, by=ANN)
     deferral = await fake_discord.wait_for("callback", token=submit.token)
     followup = await fake_discord.wait_for("followup", token=submit.token)
 
@@ -75,7 +75,7 @@ async def test_info_shows_every_parameter_to_the_presser_alone(bot, fake_discord
     result = await _result(fake_discord, seed=9)
     job_id = job_id_of(result)
 
-    press = await fake_discord.click(result, f"imagine:info:{job_id}", user=BOB)
+    press = await fake_discord.click(result, f"imagine:info:{job_id}", by=BOB)
     answer = await fake_discord.wait_for("callback", token=press.token)
 
     assert answer.payload["type"] == 4 and answer.payload["data"]["flags"] == 64
@@ -88,7 +88,7 @@ async def test_info_shows_every_parameter_to_the_presser_alone(bot, fake_discord
 async def test_delete_by_another_member_is_refused(bot, fake_discord):
     result = await _result(fake_discord)
 
-    press = await fake_discord.click(result, f"imagine:delete:{job_id_of(result)}", user=BOB)
+    press = await fake_discord.click(result, f"imagine:delete:{job_id_of(result)}", by=BOB)
     answer = await fake_discord.wait_for("callback", token=press.token)
 
     assert answer.payload["data"]["flags"] == 64
@@ -102,9 +102,9 @@ async def test_delete_by_an_admin_clears_the_message_and_stops_its_buttons(bot, 
     job_id = job_id_of(result)
     stale = copy.deepcopy(result)  # as a client that has not refreshed yet still shows it
 
-    press = await fake_discord.click(result, f"imagine:delete:{job_id}", user=ADA)
+    press = await fake_discord.click(result, f"imagine:delete:{job_id}", by=ADA)
     answer = await fake_discord.wait_for("callback", token=press.token)
-    again = await fake_discord.click(stale, f"imagine:reroll:{job_id}", user=ANN)
+    again = await fake_discord.click(stale, f"imagine:reroll:{job_id}", by=ANN)
     refusal = await fake_discord.wait_for("followup", token=again.token)
 
     assert answer.payload["type"] == 7  # UPDATE_MESSAGE

@@ -15,9 +15,10 @@ CAROL = FakeUser(1004, "carol")
 
 
 async def test_imagine_is_deferred_publicly_within_the_three_second_deadline(bot, fake_discord):
-    sent = await fake_discord.slash("imagine", user=ANN, prompt="a red fox")
+    sent = await fake_discord.slash("imagine", by=ANN, prompt="a red fox")
 
     callback = await fake_discord.wait_for("callback", token=sent.token)
+    await fake_discord.wait_for("followup", token=sent.token)
 
     assert callback.payload["type"] == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
     assert not callback.payload.get("data", {}).get("flags", 0) & 64  # everyone sees it
@@ -28,11 +29,11 @@ async def test_the_original_response_shows_the_queue_position_and_eta(
         start_bot, discord_settings, fake_discord, fake_segmind):
     await start_bot(discord_settings(segmind={"concurrency": 1}), progress_interval_s=0.05)
     fake_segmind.latency_s = 1.0
-    first = await fake_discord.slash("imagine", user=ANN, prompt="a red fox")
+    first = await fake_discord.slash("imagine", by=ANN, prompt="a red fox")
     await fake_discord.wait_for("edit_original", token=first.token,
                                 where=lambda c: "Generating" in c.payload.get("content", ""))
-    await fake_discord.slash("imagine", user=BOB, prompt="a blue fox")
-    third = await fake_discord.slash("imagine", user=CAROL, prompt="a green fox")
+    await fake_discord.slash("imagine", by=BOB, prompt="a blue fox")
+    third = await fake_discord.slash("imagine", by=CAROL, prompt="a green fox")
 
     edit = await fake_discord.wait_for("edit_original", token=third.token)
 
@@ -44,7 +45,7 @@ async def test_progress_edits_of_one_job_are_spaced_by_the_interval(
         start_bot, discord_settings, fake_discord, fake_segmind):
     await start_bot(discord_settings(segmind={"concurrency": 1}), progress_interval_s=0.5)
     fake_segmind.latency_s = 0.3
-    sends = [await fake_discord.slash("imagine", user=user, prompt=f"fox {user.name}")
+    sends = [await fake_discord.slash("imagine", by=user, prompt=f"fox {user.name}")
              for user in (ANN, BOB, CAROL)]
     last = sends[-1]
     await fake_discord.wait_for("edit_original", token=last.token,
@@ -60,7 +61,7 @@ async def test_progress_edits_of_one_job_are_spaced_by_the_interval(
 
 async def test_the_result_is_a_multipart_follow_up_with_the_image_files_and_buttons(
         bot, fake_discord):
-    sent = await fake_discord.slash("imagine", user=ANN, prompt="a red fox", samples=2, seed=7)
+    sent = await fake_discord.slash("imagine", by=ANN, prompt="a red fox", samples=2, seed=7)
 
     followup = await fake_discord.wait_for("followup", token=sent.token)
 
@@ -81,7 +82,7 @@ async def test_the_result_is_a_multipart_follow_up_with_the_image_files_and_butt
 
 async def test_everyone_and_role_mentions_in_a_prompt_ping_nobody(bot, fake_discord):
     prompt = "@everyone @here <@&555> look at this fox"
-    sent = await fake_discord.slash("imagine", user=ANN, prompt=prompt)
+    sent = await fake_discord.slash("imagine", by=ANN, prompt=prompt)
     await fake_discord.wait_for("followup", token=sent.token)
     await fake_discord.wait_for("edit_original", token=sent.token,
                                 where=lambda c: c.payload.get("content") == "Done.")
@@ -99,11 +100,11 @@ async def test_everyone_and_role_mentions_in_a_prompt_ping_nobody(bot, fake_disc
 async def test_a_blocked_term_is_refused_in_one_ephemeral_sentence_and_costs_nothing(
         start_bot, discord_settings, fake_discord):
     await start_bot(discord_settings(policy={"blocked_terms": ["gore"]}))
-    sent = await fake_discord.slash("imagine", user=ANN, prompt="gore in the snow")
+    sent = await fake_discord.slash("imagine", by=ANN, prompt="gore in the snow")
 
     notice = await fake_discord.wait_for("followup", token=sent.token)
     await fake_discord.wait_for("delete_original", token=sent.token)
-    quota = await fake_discord.slash("quota", user=ANN)
+    quota = await fake_discord.slash("quota", by=ANN)
     answer = await fake_discord.wait_for("callback", token=quota.token)
 
     assert notice.payload["flags"] == 64
@@ -115,8 +116,8 @@ async def test_a_blocked_term_is_refused_in_one_ephemeral_sentence_and_costs_not
 async def test_nsfw_terms_pass_only_in_age_restricted_channels(
         start_bot, discord_settings, fake_discord):
     await start_bot(discord_settings(policy={"nsfw_terms": ["nude"]}))
-    here = await fake_discord.slash("imagine", user=ANN, prompt="a nude statue")
-    there = await fake_discord.slash("imagine", user=ANN, prompt="a nude statue",
+    here = await fake_discord.slash("imagine", by=ANN, prompt="a nude statue")
+    there = await fake_discord.slash("imagine", by=ANN, prompt="a nude statue",
                                      channel_id=FakeDiscord.NSFW_CHANNEL_ID)
 
     refused = await fake_discord.wait_for("followup", token=here.token)
@@ -130,7 +131,7 @@ async def test_an_image_over_the_upload_limit_is_sent_as_webp_and_says_so(
         bot, fake_discord, fake_segmind):
     fake_segmind.image_scale = 2  # 512 px PNGs of a few kB
     fake_discord.attachment_size_limit = 2000
-    sent = await fake_discord.slash("imagine", user=ANN, prompt="a red fox --format png")
+    sent = await fake_discord.slash("imagine", by=ANN, prompt="a red fox --format png")
 
     followup = await fake_discord.wait_for("followup", token=sent.token)
 
@@ -146,7 +147,7 @@ async def test_an_image_over_the_upload_limit_is_sent_as_webp_and_says_so(
 ])
 async def test_sampler_autocomplete_offers_only_what_the_chosen_model_accepts(
         bot, fake_discord, model, typed, offered):
-    sent = await fake_discord.slash("imagine", user=ANN, focused="sampler", prompt="a fox",
+    sent = await fake_discord.slash("imagine", by=ANN, focused="sampler", prompt="a fox",
                                     model=model, sampler=typed)
 
     callback = await fake_discord.wait_for("callback", token=sent.token)
@@ -174,7 +175,7 @@ async def test_commands_sync_to_the_configured_servers_with_the_catalogs_choices
 
 async def test_the_bot_token_never_reaches_the_log(bot, fake_discord, caplog):
     caplog.set_level(logging.DEBUG)
-    sent = await fake_discord.slash("imagine", user=ANN, prompt="a red fox")
+    sent = await fake_discord.slash("imagine", by=ANN, prompt="a red fox")
     await fake_discord.wait_for("followup", token=sent.token)
 
     assert BOT_TOKEN not in caplog.text
