@@ -18,7 +18,7 @@ from bot.core.errors import (
     ImagineError,
     RateLimited,
 )
-from bot.core.events import EventBus
+from bot.core.events import EventBus, Listener
 from bot.core.fair_queue import FairQueue
 from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning, JobState
 from bot.core.routing import Router
@@ -155,16 +155,22 @@ class Dispatcher:
 
     # --- delivery after a restart -------------------------------------------------------------
 
-    def replay_undelivered(self, platform: str) -> None:
-        """Send the final event of results a crash left undelivered to `platform`'s listeners."""
-        self._spawn(self._replay(platform))
+    def replay(self, platform: str, listener: Listener) -> None:
+        """Tell a new listener where `platform`'s waiting jobs stand and hand it the final
+        event of every result a crash left undelivered."""
+        for lane in self._lanes.values():
+            for job_id, position in lane.queue.positions().items():
+                job = self._jobs.get(job_id)
+                if job is not None and job.target.platform == platform:
+                    self.bus.emit_to(listener, JobQueued(job, position, lane.eta(position)))
+        self._spawn(self._replay_undelivered(platform, listener))
 
-    async def _replay(self, platform: str) -> None:
+    async def _replay_undelivered(self, platform: str, listener: Listener) -> None:
         for job in await self.jobs.undelivered(platform):
             event = await self.final_event(job)
             if event is not None:
                 log.info("replaying undelivered job %s to %s", job.id, platform)
-                self.bus.emit(event)
+                self.bus.emit_to(listener, event)
 
     async def final_event(self, job: Job) -> JobEvent | None:
         """The JobDone or JobFailed that a finished job ended with."""

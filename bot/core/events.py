@@ -28,6 +28,15 @@ class EventBus:
         """Receive every event of jobs whose reply target is on `platform`."""
         self._platform[platform].append(listener)
 
+    def unlisten(self, platform: str, listener: Listener) -> None:
+        """Stop delivering to `listener`."""
+        if listener in self._platform.get(platform, []):
+            self._platform[platform].remove(listener)
+
+    def emit_to(self, listener: Listener, event: JobEvent) -> None:
+        """Hand an event to one listener only, in the job's lane (replays)."""
+        self._schedule([listener], event)
+
     def has_listener(self, platform: str) -> bool:
         return bool(self._platform.get(platform))
 
@@ -48,8 +57,11 @@ class EventBus:
         for queue in self._job_queues.get(job.id, ()):
             queue.put_nowait(event)
         listeners = self._platform.get(job.target.platform, [])
-        if not listeners:
-            return
+        if listeners:
+            self._schedule(list(listeners), event)
+
+    def _schedule(self, listeners: list[Listener], event: JobEvent) -> None:
+        job = event.job
         lane = self._lanes.setdefault(job.id, asyncio.Lock())
         task = asyncio.get_running_loop().create_task(self._deliver(lane, listeners, event))
         self._tasks.add(task)

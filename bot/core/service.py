@@ -19,6 +19,7 @@ from bot.core.catalog import SEED_MAX, Catalog
 from bot.core.dispatcher import Dispatcher
 from bot.core.errors import ImagineError, JobNotFound, NotAllowed, QueueFull
 from bot.core.events import EventBus, Listener
+from bot.core.flags import parse_flags
 from bot.core.jobs import Actor, Job, JobEvent, JobState, ReplyTarget
 from bot.core.policy import ContentPolicy
 from bot.core.quota import QuotaStatus, request_cost
@@ -118,9 +119,15 @@ class ImagineService:
                 log.exception("housekeeping failed")
 
     def listen(self, platform: str, listener: Listener) -> None:
-        """Receive every event of `platform`'s jobs, then any results a restart left undelivered."""
+        """Receive every event of `platform`'s jobs from now on; first, the place of each job
+        already waiting and any result a restart left undelivered (so the listener may
+        register before or after start())."""
         self.bus.listen(platform, listener)
-        self.dispatcher.replay_undelivered(platform)
+        self.dispatcher.replay(platform, listener)
+
+    def unlisten(self, platform: str, listener: Listener) -> None:
+        """Stop sending `platform`'s events to `listener` (an adapter that closed)."""
+        self.bus.unlisten(platform, listener)
 
     def subscribe(self, job_id: str) -> Any:
         """An asyncio.Queue of this job's events (for the command line)."""
@@ -172,7 +179,8 @@ class ImagineService:
 
     async def edit(self, actor: Actor, job_id: str, prompt: str, negative_prompt: str | None,
                    target: ReplyTarget, *, nsfw_allowed: bool = False) -> Job:
-        """A new job from an edited prompt, keeping the other parameters and the seed."""
+        """A new job from an edited prompt, keeping the seed and the other parameters except
+        those the new prompt's own flags set (a new --model keeps only seed, size and count)."""
         parent = await self.get_job(job_id)
         keep = parent.request.model_dump(
             exclude={"prompt", "negative_prompt", "variation_seed", "variation_strength",
@@ -180,6 +188,14 @@ class ImagineService:
         if parent.request.aspect_ratio != "custom":
             keep["aspect_ratio"] = parent.request.aspect_ratio
             keep.pop("width"), keep.pop("height")
+        flagged = set(parse_flags(prompt).options)
+        if flagged & {"aspect_ratio", "width", "height"}:
+            for name in ("aspect_ratio", "width", "height"):
+                keep.pop(name, None)
+        if "model" in flagged:
+            keep = {k: v for k, v in keep.items()
+                    if k in ("seed", "samples", "aspect_ratio", "width", "height")}
+        keep = {k: v for k, v in keep.items() if k not in flagged}
         if negative_prompt:
             keep["negative_prompt"] = negative_prompt
         request = build_request(prompt, keep, self.catalog)

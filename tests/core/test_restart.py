@@ -86,3 +86,23 @@ async def test_a_result_finished_but_never_delivered_is_delivered_after_the_rest
         assert (await third.jobs.get(job.id)).state is JobState.DONE
     finally:
         await third.stop()
+
+
+async def test_a_listener_that_registers_after_start_hears_where_resumed_jobs_wait(
+    settings_for, fake_segmind
+):
+    settings = settings_for(segmind={"concurrency": 1})
+    fake_segmind.latency_s = 1.0
+    first = await build_service(settings)
+    jobs = [await first.imagine(actor(), f"fox {i}", None, target()) for i in range(3)]
+    await first.stop()  # never started: all three wait in the database
+
+    second = await build_service(settings)
+    await second.start()
+    try:
+        late = Recorder(second)  # as an adapter that connects after start()
+        await late.wait(lambda: len({e.job.id for e in late.events}) >= 2)
+        heard = {e.job.id for e in late.events}
+        assert heard >= {j.id for j in jobs[1:]}
+    finally:
+        await second.stop()

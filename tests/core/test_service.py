@@ -227,3 +227,17 @@ async def test_a_deleted_job_cannot_be_rerolled(service):
     await service.delete(actor(), job.id)
     with pytest.raises(Exception, match="no longer exists"):
         await service.reroll(actor(), job.id, target())
+
+
+async def test_flags_in_an_edited_prompt_win_over_the_parents_values(service):
+    job = await service.imagine(actor(), "a red fox --seed 5 --steps 3", None, target())
+    edited = await service.edit(actor(), job.id, "a blue fox --steps 2 --ar 3:4", None, target())
+    assert (edited.request.steps, edited.request.seed) == (2, 5)
+    assert (edited.request.width, edited.request.height) == (896, 1152)
+
+
+async def test_an_edit_that_switches_model_keeps_only_the_seed_size_and_count(service):
+    job = await service.imagine(actor(), "a red fox --seed 5 --steps 3 --ar 16:9", None, target())
+    edited = await service.edit(actor(), job.id, "a red fox --model kolors", "blur", target())
+    r = edited.request
+    assert (r.model, r.seed, r.steps, r.width, r.negative_prompt) == ("kolors", 5, 25, 1344, "blur")
