@@ -120,8 +120,8 @@ class DiscordAdapter:
 async def run_discord(service: ImagineService, settings: Settings) -> None:
     """Run the Discord adapter until it disconnects or the task is cancelled."""
     adapter = DiscordAdapter(service, settings)
-    await adapter.start()
     try:
+        await adapter.start()
         await adapter.wait_closed()
     finally:
         await adapter.close()

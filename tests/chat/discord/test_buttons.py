@@ -46,6 +46,19 @@ async def test_vary_of_the_second_image_varies_that_image_alone(bot, fake_discor
     assert len(followup.files) == 1
 
 
+async def test_info_of_a_variation_says_how_it_was_varied(bot, fake_discord):
+    result = await _result(fake_discord, seed=100)
+    varied = await fake_discord.click(result, f"imagine:vary:{job_id_of(result)}:0", by=ANN)
+    child = (await fake_discord.wait_for("followup", token=varied.token)).message
+
+    press = await fake_discord.click(child, f"imagine:info:{job_id_of(child)}", by=ANN)
+    answer = await fake_discord.wait_for("callback", token=press.token)
+
+    fields = {f["name"]: f["value"] for f in answer.payload["data"]["embeds"][0]["fields"]}
+    assert fields["Variation"] == "the neighbouring seed (the service has no variation input)"
+    assert fields["From"] == f"vary of job {job_id_of(result)}"
+
+
 async def test_edit_opens_a_prefilled_modal_whose_submit_starts_a_new_job(bot, fake_discord):
     result = await _result(fake_discord, model="kolors", negative_prompt="blur")
     parent = job_id_of(result)

@@ -179,3 +179,18 @@ async def test_the_bot_token_never_reaches_the_log(bot, fake_discord, caplog):
     await fake_discord.wait_for("followup", token=sent.token)
 
     assert BOT_TOKEN not in caplog.text
+
+
+async def test_a_failed_job_is_reported_privately_with_its_refund(bot, fake_discord, fake_segmind):
+    fake_segmind.faults = [400]
+    sent = await fake_discord.slash("imagine", by=ANN, prompt="a red fox")
+
+    notice = await fake_discord.wait_for("followup", token=sent.token)
+    await fake_discord.wait_for("delete_original", token=sent.token)
+    quota = await fake_discord.slash("quota", by=ANN)
+    answer = await fake_discord.wait_for("callback", token=quota.token)
+
+    assert notice.payload["flags"] == 64
+    assert notice.payload["content"] == ("The image service rejected the request; check the "
+                                         "prompt and options. Your credits were refunded.")
+    assert answer.payload["data"]["content"].startswith("You have 50 credits left")
