@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import TextIO
 
 import httpx
 
 from bot.app import build_service
 from bot.config import SECRET_ENV, Settings
+from bot.core.backend import BackendHealth
+from bot.core.service import ImagineService
 
 
 async def run_doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
@@ -33,15 +36,25 @@ async def run_doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
         if not service.router.backends:
             line(False, "backends", "none configured: set SEGMIND_API_KEY or [worker] url")
         for health in await service.router.check_health():
-            credits = (f"; {health.remaining_credits:g} Segmind credits left"
-                       if health.remaining_credits is not None else "")
-            line(health.ok, f"backend {health.name}", health.detail + credits)
+            line(health.ok, f"backend {health.name}",
+                 health.detail + await _credits(service, health))
         async with httpx.AsyncClient(timeout=10) as client:
             await _check_discord(settings, client, line)
             await _check_slack(settings, client, line)
     finally:
         await service.stop()
     return 1 if failures else 0
+
+
+async def _credits(service: ImagineService, health: BackendHealth) -> str:
+    """The service's credits: as just seen, or as last seen by the running bot."""
+    if health.remaining_credits is not None:
+        return f"; {health.remaining_credits:g} credits left"
+    seen = await service.jobs.last_credits(health.name)
+    if seen is None:
+        return "; credits not known yet (read from the first generated image)"
+    when = datetime.fromtimestamp(seen[1], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"; {seen[0]:g} credits left as of {when}"
 
 
 async def _check_discord(settings: Settings, client: httpx.AsyncClient, line) -> None:

@@ -89,6 +89,15 @@ async def test_the_console_chat_runs_imagine_info_and_quota(tmp_path, fake_segmi
     assert Path(out.split("[1]   ")[1].split()[0]).exists()
 
 
+async def test_doctor_shows_the_segmind_credits_the_bot_last_read(tmp_path, fake_segmind):
+    env = cli_env(tmp_path, fake_segmind.base_url)
+    fake_segmind.credits = 321.0
+    status, _, err = await run_cli("imagine", "a lighthouse", env=env)
+    assert status == 0, err
+    _, out, _ = await run_cli("doctor", env=env)
+    assert "320 credits left as of" in out
+
+
 async def test_doctor_reports_each_check_without_printing_secrets(tmp_path, fake_segmind):
     env = cli_env(tmp_path, fake_segmind.base_url) | {"DISCORD_TOKEN": "discord-secret-123"}
     env["IMAGINE_DISCORD__API_BASE_URL"] = "http://127.0.0.1:9"  # nothing listens there

@@ -215,6 +215,8 @@ class Dispatcher:
             return
         seconds = time.monotonic() - started
         lane.observe(seconds)
+        if result.remaining_credits is not None:
+            await self.jobs.record_credits(lane.backend.name, result.remaining_credits)
         paths = await asyncio.to_thread(self._save, running, result)
         actor = running.actor
         async with self.db.transaction() as conn:

@@ -74,6 +74,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_state ON jobs (state, created_at);
     CREATE INDEX jobs_undelivered ON jobs (delivered, state);
     """,
+    """
+    CREATE TABLE backend_status (
+        name              TEXT PRIMARY KEY,
+        remaining_credits REAL,               -- the service's x-remaining-credits, last seen
+        seen_at           REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -125,6 +125,23 @@ class JobRepository:
         """Forget a job's image files (retention); the job and its buttons stay."""
         await self.db.write("UPDATE jobs SET images = '[]' WHERE id = ?", (job_id,))
 
+    async def record_credits(self, backend: str, remaining: float) -> None:
+        """Remember a backend's last x-remaining-credits (doctor runs in another process)."""
+        await self.db.write(
+            "INSERT INTO backend_status (name, remaining_credits, seen_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET remaining_credits = excluded.remaining_credits, "
+            "seen_at = excluded.seen_at",
+            (backend, remaining, time.time()),
+        )
+
+    async def last_credits(self, backend: str) -> tuple[float, float] | None:
+        """(remaining credits, unix time seen) for a backend, if ever seen."""
+        cursor = await self.db.conn.execute(
+            "SELECT remaining_credits, seen_at FROM backend_status WHERE name = ?", (backend,)
+        )
+        row = await cursor.fetchone()
+        return (row[0], row[1]) if row and row[0] is not None else None
+
     async def expired_images(self, before: float) -> list[Job]:
         """Finished jobs older than `before` that still hold image files."""
         cursor = await self.db.conn.execute(
