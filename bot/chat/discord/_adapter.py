@@ -86,7 +86,11 @@ class DiscordAdapter:
     async def start(self, *, ready_within_s: float = 60.0) -> None:
         """Log in, sync commands, connect the gateway, wait for READY, then take job events."""
         use_endpoints(self.settings)
-        await self.client.login(self._token)
+        try:
+            await self.client.login(self._token)
+        except BaseException:
+            await self.client.close()  # release the HTTP session a failed login leaves open
+            raise
         self._runner = asyncio.create_task(self.client.connect(reconnect=True),
                                            name="discord-gateway")
         ready = asyncio.create_task(self.client.wait_until_ready())
