@@ -11,6 +11,17 @@ callbacks, follow-ups with their files, edits, channel messages, command syncs):
         ...
         interaction = await discord_.slash("imagine", by=FakeUser(1, "ann"), prompt="a fox")
         callback = await discord_.wait_for("callback", token=interaction.token)
+        result = await discord_.wait_for("followup", token=interaction.token)
+        await discord_.click(result.message, "imagine:reroll:<job>", by=FakeUser(2, "bob"))
+
+Pushing: slash(name, by=, dm=, channel_id=, focused=, **options) (options are typed from the
+synced command; a FakeUser becomes a user option with its `resolved` entry), click(message,
+custom_id, by=) (the button must be on the message), submit_modal(custom_id, values, by=).
+Reading: captured / requests(kind, token=) / wait_for(kind, token=, where=, within_s=), each a
+Captured (kind, method, path, payload, files with their bytes, token, message, at), and
+messages (id -> the message as it stands now). Knobs: refuse (kinds answered 403),
+attachment_size_limit (sent in each interaction). One guild (GUILD_ID) with CHANNEL_ID,
+NSFW_CHANNEL_ID, THREAD_ID and ROLE_ID; DMs use DM_CHANNEL_ID.
 """
 
 from __future__ import annotations
