@@ -82,6 +82,7 @@ class DiscordAdapter:
         self.delivery = Delivery(self.client, service, interval_s=progress_interval_s)
         self.jobs = JobHandlers(service, self.settings, self.delivery)
         self._runner: asyncio.Task[None] | None = None
+        self._listening = False
 
     async def start(self, *, ready_within_s: float = 60.0) -> None:
         """Log in, sync commands, connect the gateway, wait for READY, then take job events."""
@@ -106,6 +107,7 @@ class DiscordAdapter:
         user = self.client.user
         log.info("discord connected as %s (application %s)", user, self.client.application_id)
         self.service.listen(PLATFORM, self.delivery)
+        self._listening = True
 
     async def wait_closed(self) -> None:
         """Wait until the gateway connection ends."""
@@ -113,7 +115,10 @@ class DiscordAdapter:
             await self._runner
 
     async def close(self) -> None:
-        """Disconnect; unfinished jobs stay with the service."""
+        """Stop taking job events and disconnect; unfinished jobs stay with the service."""
+        if self._listening:
+            self.service.unlisten(PLATFORM, self.delivery)
+            self._listening = False
         await self.delivery.close()
         await self.client.close()
         if self._runner is not None:
