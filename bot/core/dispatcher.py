@@ -120,7 +120,9 @@ class Dispatcher:
         self._tasks.clear()
 
     def enqueue(self, job: Job) -> None:
-        """Put a stored job in its backend's fair queue and announce its place."""
+        """Put a stored job in its backend's fair queue and announce its place (once)."""
+        if job.id in self._jobs:
+            return
         lane = self._lanes.get(job.backend)
         if lane is None:
             try:
