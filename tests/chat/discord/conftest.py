@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -14,7 +13,7 @@ from pydantic import SecretStr
 from bot.app import build_service
 from bot.chat.discord import DiscordAdapter
 from bot.config import Settings
-from bot.core.service import ImagineService
+from tests.chat.running import Bot as RunningBot
 from tests.fakes.discord import MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord, FakeUser
 
 BOT_TOKEN = "fake-bot-token-7d1e.secret"
@@ -53,22 +52,7 @@ def discord_settings(settings_for: Callable[..., Settings],
     return build
 
 
-@dataclass
-class Bot:
-    """A running service and its Discord adapter."""
-
-    service: ImagineService
-    adapter: DiscordAdapter
-    stopped: bool = False
-
-    async def stop(self) -> None:
-        """Stop the service (its last deliveries finish), then disconnect the adapter."""
-        if not self.stopped:
-            self.stopped = True
-            await self.service.stop()
-            await self.adapter.close()
-
-
+Bot = RunningBot[DiscordAdapter]
 StartBot = Callable[..., Awaitable[Bot]]
 
 

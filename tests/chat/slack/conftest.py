@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from bot.app import build_service
 from bot.chat.slack import SlackAdapter
 from bot.config import Settings
 from bot.core.jobs import Job
-from bot.core.service import ImagineService
+from tests.chat.running import Bot as RunningBot
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack, Message
 
 ANN, BOB, ADA, OLGA = "U0ANN", "U0BOB", "U0ADA", "U0OLGA"
@@ -50,22 +49,7 @@ def slack_settings(settings_for: Callable[..., Settings],
     return build
 
 
-@dataclass
-class Bot:
-    """A running service and its Slack adapter."""
-
-    service: ImagineService
-    adapter: SlackAdapter
-    stopped: bool = False
-
-    async def stop(self) -> None:
-        """Stop the service first (its last deliveries finish), then the adapter."""
-        if not self.stopped:
-            self.stopped = True
-            await self.service.stop()
-            await self.adapter.close()
-
-
+Bot = RunningBot[SlackAdapter]
 StartBot = Callable[..., Awaitable[Bot]]
 
 
