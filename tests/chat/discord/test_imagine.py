@@ -194,3 +194,17 @@ async def test_a_failed_job_is_reported_privately_with_its_refund(bot, fake_disc
     assert notice.payload["content"] == ("The image service rejected the request; check the "
                                          "prompt and options. Your credits were refunded.")
     assert answer.payload["data"]["content"].startswith("You have 50 credits left")
+
+
+async def test_an_unexpected_failure_reaches_the_user_as_a_plain_sentence_and_the_log_has_the_traceback(
+        start_bot, discord_settings, fake_discord, caplog):
+    bot = await start_bot(discord_settings())
+    await bot.service.db.close()  # the database is gone: every call into the core now fails
+    sent = await fake_discord.slash("imagine", by=ANN, prompt="a red fox")
+
+    notice = await fake_discord.wait_for("followup", token=sent.token)
+
+    assert notice.payload["flags"] == 64
+    text = notice.payload["content"]
+    assert "Traceback" not in text and "\n" not in text and text.endswith(".")
+    assert any(record.exc_info for record in caplog.records if record.levelno >= logging.ERROR)
