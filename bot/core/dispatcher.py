@@ -7,8 +7,10 @@ import dataclasses
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.core.backend import GenerationResult, ImageBackend
 from bot.core.errors import (
@@ -93,7 +95,7 @@ class Dispatcher:
         }
         self._jobs: dict[str, Job] = {}  # waiting or running, by id
         self._tasks: list[asyncio.Task[None]] = []
-        self._replays: set[asyncio.Task[None]] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._started = False
 
     # --- life cycle -------------------------------------------------------------------------
@@ -114,9 +116,9 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop the workers; running jobs stay 'running' in SQLite and resume on next start."""
-        for task in self._tasks + list(self._replays):
+        for task in self._tasks + list(self._side_tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._replays, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
         self._tasks.clear()
 
     def enqueue(self, job: Job) -> None:
@@ -197,26 +199,45 @@ class Dispatcher:
             if job is None:
                 continue
             try:
-                await self._run(lane, job)
+                finishing = await self._run(lane, job)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one job kill a worker
                 log.exception("job %s crashed the dispatcher", job.id)
                 await self._fail(job, BackendError("Something went wrong on our side."))
+                continue
+            if finishing is not None:
+                # The backend slot is free as soon as the answer is in: saving the images
+                # and the commit run beside the next job, not in front of it.
+                self._spawn(self._guarded(job, finishing))
 
-    async def _run(self, lane: _Lane, job: Job) -> None:
+    async def _run(self, lane: _Lane, job: Job) -> Coroutine[Any, Any, None] | None:
+        """Hold the backend slot for one call; returns the work that finishes the job."""
         running = await self.jobs.mark_running(job.id, lane.backend.name)
         if running is None:
-            return  # cancelled meanwhile
+            return None  # cancelled meanwhile
         self.bus.emit(JobRunning(running))
         started = time.monotonic()
         try:
             result = await self._generate(lane.backend, running)
         except ImagineError as error:
-            await self._fail(running, error)
-            return
+            return self._fail(running, error)
         seconds = time.monotonic() - started
         lane.observe(seconds)
+        return self._finish(lane, running, result, seconds)
+
+    async def _guarded(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("finishing job %s failed", job.id)
+            await self._fail(job, BackendError("Something went wrong on our side."))
+
+    async def _finish(self, lane: _Lane, running: Job, result: GenerationResult,
+                      seconds: float) -> None:
+        """Save the images, mark the job done and charge it, in one transaction."""
         if result.remaining_credits is not None:
             await self.jobs.record_credits(lane.backend.name, result.remaining_credits)
         paths = await asyncio.to_thread(self._save, running, result)
@@ -297,8 +318,8 @@ class Dispatcher:
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        self._replays.add(task)
-        task.add_done_callback(self._replays.discard)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
 
 class _AlreadyFinished(Exception):
