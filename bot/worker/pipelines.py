@@ -144,7 +144,7 @@ class Engine:
             log.info("loading %s from %s (%s, %s)", name, source.location, device, dtype)
             pipeline = load_pipeline(source, dtype)
             models[name] = LoadedModel(name, pipeline, dict(pipeline.scheduler.config))
-            _place(models[name], device, options)
+            place_pipeline(models[name], device, options)
         return cls(models, device, dtype, options)
 
     # --- what /health reports -----------------------------------------------------------------
@@ -255,7 +255,8 @@ class Engine:
             torch.cuda.empty_cache()
 
 
-def _place(loaded: LoadedModel, device: torch.device, options: EngineOptions) -> None:
+def place_pipeline(loaded: LoadedModel, device: torch.device, options: EngineOptions) -> None:
+    """Move a pipeline to its device (or offload it) and apply the memory and speed options."""
     pipe = loaded.pipeline
     if options.cpu_offload and device.type == "cuda":
         pipe.enable_model_cpu_offload(device=device)
