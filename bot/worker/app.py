@@ -7,8 +7,9 @@
 
 Errors are JSON {"error": "<one sentence>"} with Segmind's status codes: 400 a bad field
 (the sentence says what is allowed), 401 a missing or wrong x-api-key, 404 a model this worker
-does not serve, 405 a wrong method, 500 a failure inside the worker, 503 out of memory (the
-worker keeps serving). A client that disconnects cancels its job at the next step.
+does not serve, 405 a wrong method, 413 a body over 256 KiB, 500 a failure inside the worker,
+503 out of memory (the worker keeps serving). A client that disconnects cancels its job at
+the next step.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ log = logging.getLogger("bot.worker")
 
 API_KEY_HEADER = "x-api-key"
 MAX_BODY_BYTES = 256 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A request body over MAX_BODY_BYTES (HTTP 413)."""
 
 
 def error(status: int, sentence: str) -> JSONResponse:
@@ -119,6 +124,8 @@ class WorkerApp:
                 return await handler(request)
             except ParamError as exc:
                 return error(400, str(exc))
+            except BodyTooLarge:
+                return error(413, f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
             except OutOfMemory as exc:
                 return error(503, str(exc))
             except GenerationCancelled:
@@ -141,9 +148,15 @@ def _key_matches(request: Request, api_key: str) -> bool:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ParamError(f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
+    """The decoded JSON body, read with a size cap (a ParamError or BodyTooLarge otherwise)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise BodyTooLarge
     try:
         return json.loads(raw)
     except ValueError:

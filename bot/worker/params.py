@@ -123,13 +123,14 @@ def _params(spec: ModelSpec, given: dict[str, Any], table: SamplerTable) -> Gene
     if not isinstance(prompt, str) or not prompt.strip():
         raise ParamError("prompt is required: a non-empty string describing the image.")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise RequestError("prompt", f"of {len(prompt)} characters", f"at most {MAX_PROMPT_CHARS}")
+        raise ParamError(f"prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS}.")
     negative = given.get("negative_prompt", spec.default_negative_prompt)
     if negative is not None and not isinstance(negative, str):
         raise RequestError("negative_prompt", negative, "a string")
     if negative is not None and len(negative) > MAX_PROMPT_CHARS:
-        raise RequestError("negative_prompt", f"of {len(negative)} characters",
-                           f"at most {MAX_PROMPT_CHARS}")
+        raise ParamError(
+            f"negative_prompt is {len(negative)} characters long; at most {MAX_PROMPT_CHARS}."
+        )
     cfg = None
     if spec.cfg is not None:
         cfg = _number("cfg", given.get("cfg", spec.default_cfg), spec.cfg, float)

@@ -75,7 +75,7 @@ class GenerationQueue:
             self._consumer.cancel()
             await asyncio.gather(self._consumer, return_exceptions=True)
             self._consumer = None
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, True)
 
     def _ensure_started(self) -> asyncio.Queue[tuple[Job, asyncio.Future[Any]]]:
         if self._waiting is None or self._consumer is None or self._consumer.done():

@@ -150,3 +150,17 @@ def test_a_failure_inside_the_pipeline_is_a_500_without_a_traceback(
         "error": "The worker failed while generating; its log has the details."
     }
     assert worker.small("kolors").status_code == 200
+
+
+def test_a_body_over_256_kib_is_refused_as_too_large(worker: Served) -> None:
+    response = worker.post("flux-schnell", {"prompt": "x" * 300_000})
+
+    assert response.status_code == 413
+    assert response.json() == {"error": "The body is over 256 KiB."}
+
+
+def test_a_prompt_over_2000_characters_is_refused(worker: Served) -> None:
+    response = worker.post("flux-schnell", {"prompt": "fox " * 600})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "prompt is 2400 characters long; at most 2000."}
