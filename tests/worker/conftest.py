@@ -52,3 +52,19 @@ def engine(model_dirs: dict[str, Path]) -> Any:
 def worker(engine: Any) -> Iterator[Served]:
     """The worker without an API key, over a real socket."""
     yield from serve(engine)
+
+
+_LIBRARY_NOISE = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore:.*:UserWarning:diffusers"),
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Silence the deprecation chatter of torch, numpy and diffusers in these tests only."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            for mark in _LIBRARY_NOISE:
+                item.add_marker(mark)
