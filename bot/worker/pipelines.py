@@ -174,20 +174,23 @@ class Engine:
         """Make params.samples images; raises GenerationCancelled or OutOfMemory."""
         loaded = self.models[params.model]
         images = []
+        out_of_memory = False
         try:
             for seed, variation_seed in zip(params.seeds(), params.variation_seeds(), strict=True):
                 started = time.perf_counter()
                 images.append(self._one(loaded, params, seed, variation_seed, is_cancelled))
                 self._record(params.model, time.perf_counter() - started)
         except Exception as exc:
-            if _is_out_of_memory(exc):
-                self._free_memory()
-                raise OutOfMemory(
-                    f"The worker's {self.device.type.upper()} ran out of memory making a "
-                    f"{params.width}x{params.height} {params.model} image; try a smaller size, "
-                    f"or start the worker with --cpu-offload or --vae-tiling."
-                ) from None
-            raise
+            if not _is_out_of_memory(exc):
+                raise
+            out_of_memory = True
+        if out_of_memory:  # out of the except block: the failed call's tensors are free now
+            self._free_memory()
+            raise OutOfMemory(
+                f"The worker's {self.device.type.upper()} ran out of memory making a "
+                f"{params.width}x{params.height} {params.model} image; try a smaller size, "
+                f"or start the worker with --cpu-offload or --vae-tiling."
+            )
         return images
 
     def warm_up(self) -> None:
@@ -195,7 +198,13 @@ class Engine:
         for name, loaded in self.models.items():
             spec = self.catalog.get(name)
             assert spec is not None
-            params = replace(parse_body(spec, {"prompt": "warm-up"}, self.tables[name]), steps=2)
+            table = self.tables[name]
+            body = {"prompt": "warm-up"}
+            if spec.default_sampler not in table.samplers:  # its package is missing
+                body["sampler_name"] = table.samplers[0]
+            if spec.default_scheduler not in table.schedules:
+                body["scheduler"] = table.schedules[0]
+            params = replace(parse_body(spec, body, table), steps=2)
             started = time.perf_counter()
             self._one(loaded, params, params.seed, None, lambda: False)
             log.info("warm-up of %s took %.1fs", name, time.perf_counter() - started)

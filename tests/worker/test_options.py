@@ -56,3 +56,11 @@ def test_cpu_offload_without_a_gpu_is_declined_in_the_log(
         Engine.load({"kolors": source}, EngineOptions(cpu_offload=True))
 
     assert "--cpu-offload needs a CUDA GPU; kolors stays on cpu" in caplog.text
+
+
+def test_warm_up_makes_an_image_per_model_without_counting_it(tuned: Engine) -> None:
+    before = tuned.images_made()
+
+    tuned.warm_up()
+
+    assert tuned.images_made() == before
