@@ -4,6 +4,8 @@
                        [--host 127.0.0.1] [--port 8188] [--cpu-offload] [--attention-slicing]
                        [--vae-tiling] [--compile]
 
+Without --model, --host or --port, the config's [worker] models, host and port are used.
+
 torch, diffusers and uvicorn are imported only inside run_worker, so `imagine-bot --help`
 works without the worker extra. Every start-up problem is one line on stderr and exit code 2.
 """
@@ -15,6 +17,7 @@ import ipaddress
 import logging
 import os
 import sys
+from pathlib import Path
 
 from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options, resolve_source
 
@@ -31,8 +34,10 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="a model to serve, repeatable; SOURCE is a diffusers folder or a hub id "
              f"(defaults: {defaults})",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    parser.add_argument("--host", default=None,
+                        help=f"address to listen on (default: [worker] host, or {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"port to listen on (default: [worker] port, or {DEFAULT_PORT})")
     parser.add_argument("--cpu-offload", action="store_true",
                         help="keep idle parts of each pipeline in CPU memory (small GPUs)")
     parser.add_argument("--attention-slicing", action="store_true",
@@ -46,13 +51,25 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    """Load the models and serve until stopped; returns the process exit code."""
-    host = getattr(args, "host", DEFAULT_HOST)
+    """Load the models and serve until stopped; returns the process exit code.
+
+    Options left out come from the config's [worker] section (models, host, port) when the
+    bot's config can be read, else from the defaults.
+    """
+    models = list(getattr(args, "model", None) or [])
+    host, port = getattr(args, "host", None), getattr(args, "port", None)
     try:
-        chosen = parse_model_options(list(getattr(args, "model", None) or []))
+        if not models or host is None or port is None:
+            configured = _configured(getattr(args, "config", None))
+            models = models or configured[0]
+            host = host if host is not None else configured[1]
+            port = port if port is not None else configured[2]
+        chosen = parse_model_options(models)
         sources = {model: resolve_source(model, source) for model, source in chosen.items()}
     except SourceError as exc:
         return _fail(str(exc))
+    host = host if host is not None else DEFAULT_HOST
+    port = port if port is not None else DEFAULT_PORT
     api_key = os.environ.get(API_KEY_ENV) or None
     if api_key is None and not _is_loopback(host) and not getattr(args, "insecure_no_key", False):
         return _fail(
@@ -82,7 +99,6 @@ def run_worker(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if options.compile:
         engine.warm_up()
-    port = getattr(args, "port", DEFAULT_PORT)
     server = uvicorn.Server(uvicorn.Config(
         create_app(engine, api_key), host=host, port=port, log_level="info",
     ))
@@ -91,6 +107,20 @@ def run_worker(args: argparse.Namespace) -> int:
     except SystemExit:
         return _fail(f"could not listen on {host}:{port} (see the error above)", code=1)
     return 0
+
+
+def _configured(path: Path | None) -> tuple[list[str], str | None, int | None]:
+    """[worker] models (as MODEL=SOURCE), host and port from the bot's config, if readable."""
+    try:
+        from bot.config import ConfigError, Settings
+    except ImportError:  # the bot's settings are not importable: command-line options only
+        return [], None, None
+    try:
+        worker = Settings.load(path).worker
+    except ConfigError as exc:
+        raise SourceError(f"config: {exc}") from None
+    models = [f"{model}={source}" if source else model for model, source in worker.models.items()]
+    return models, worker.host, worker.port
 
 
 def _is_loopback(host: str) -> bool:

@@ -25,7 +25,8 @@ def worker_command(*args: str, env: dict[str, str] | None = None) -> subprocess.
     return subprocess.Popen(
         [sys.executable, "-m", "bot.worker.main", *args], cwd=ROOT, text=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": "/nonexistent.toml",
+             **(env or {})},
     )
 
 
@@ -35,12 +36,51 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def test_the_options_parse_with_their_defaults() -> None:
+def test_the_options_parse_leaving_host_and_port_to_the_config() -> None:
     args = parse("--model", "flux-schnell=/m", "--model", "chroma")
 
     assert args.model == ["flux-schnell=/m", "chroma"]
-    assert (args.host, args.port) == ("127.0.0.1", 8188)
+    assert (args.host, args.port) == (None, None)
     assert not (args.cpu_offload or args.attention_slicing or args.vae_tiling or args.compile)
+
+
+def config_file(tmp_path: Path, worker_section: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[worker]\n{worker_section}\n", encoding="utf-8")
+    return path
+
+
+def test_models_come_from_the_configs_worker_section_when_not_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = parse()
+    args.config = config_file(tmp_path, f'models = {{ kolors = "{tmp_path / "gone"}" }}')
+
+    assert run_worker(args) == 2
+    assert capsys.readouterr().err == (
+        f"imagine-bot worker: kolors: folder {tmp_path / 'gone'} does not exist\n"
+    )
+
+
+def test_the_host_comes_from_the_config_when_not_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dirs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("IMAGINE_WORKER_API_KEY", raising=False)
+    args = parse("--model", f"kolors={model_dirs['kolors']}")
+    args.config = config_file(tmp_path, 'host = "0.0.0.0"')
+
+    assert run_worker(args) == 2
+    assert "listening on 0.0.0.0 without IMAGINE_WORKER_API_KEY" in capsys.readouterr().err
+
+
+def test_a_bad_config_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = parse()
+    args.config = config_file(tmp_path, "port = 0")
+
+    assert run_worker(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imagine-bot worker: config: ") and err.count("\n") == 1
 
 
 def test_the_options_load_without_torch() -> None:
