@@ -11,6 +11,7 @@ pipelines of the test suite on the CPU instead: that measures the worker's code 
 the models' speed.
 
 Usage: python bench/worker.py [--runs 10] [--warmup 3] [--no-compile] [--compile-mode MODE]
+       [--threads 1 (CPU mode)] [--peak-tflops N (a GPU this script does not know)]
 """
 
 from __future__ import annotations
@@ -203,8 +204,10 @@ def cpu_bench(args: argparse.Namespace) -> None:
     print("These figures measure the worker's code path (queue-less generate: noise, scheduler,")
     print("pipeline call, crop), NOT the speed of FLUX.1-schnell, Chroma or Kolors.")
     print("The GPU figure (FLUX.1-schnell 1024px 4 steps bf16) is NOT measured by this run.")
+    torch.set_num_threads(args.threads)  # tiny ops: syncing threads costs more than it saves
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32")
+          f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__} with "
+          f"{torch.get_num_threads()} thread(s), float32")
     from bot.worker.sources import resolve_source
     from bot.worker.synthetic import TINY_MODELS, save_tiny_pipeline
 
@@ -244,6 +247,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="eager only")
     parser.add_argument("--compile-mode", default="default",
                         help="torch.compile mode: default, max-autotune, ...")
+    parser.add_argument("--threads", type=int, default=1, help="CPU mode: torch threads")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the GPU's dense bf16 peak, when its name is not known here")
     args = parser.parse_args()
