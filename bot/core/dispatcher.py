@@ -238,8 +238,6 @@ class Dispatcher:
     async def _finish(self, lane: _Lane, running: Job, result: GenerationResult,
                       seconds: float) -> None:
         """Save the images, mark the job done and charge it, in one transaction."""
-        if result.remaining_credits is not None:
-            await self.jobs.record_credits(lane.backend.name, result.remaining_credits)
         paths = await asyncio.to_thread(self._save, running, result)
         actor = running.actor
         async with self.db.transaction() as conn:
@@ -247,6 +245,9 @@ class Dispatcher:
                                               backend_seconds=seconds)
             if finished:
                 await self.quota.commit(conn, running.id)
+                if result.remaining_credits is not None:
+                    await self.jobs.record_credits(conn, lane.backend.name,
+                                                   result.remaining_credits)
                 status = await self.quota.status_in(conn, actor.scope, actor.user_id,
                                                     is_admin=actor.is_admin)
         if not finished:

@@ -161,6 +161,8 @@ def _model(value: Any, catalog: Catalog) -> ModelSpec:
 
 def _size(given: dict[str, Any], spec: ModelSpec) -> tuple[int, int, str]:
     ratio = given.get("aspect_ratio")
+    if ratio is not None and not isinstance(ratio, str):
+        raise RequestError("aspect_ratio", ratio, "text such as 16:9")
     has_size = "width" in given or "height" in given
     if ratio is not None and str(ratio).strip().lower() != "custom":
         if has_size:

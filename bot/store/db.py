@@ -133,10 +133,19 @@ class Database:
             await conn.execute("COMMIT")
 
     async def write(self, sql: str, params: tuple = ()) -> int:
-        """One statement in its own transaction; returns the number of rows changed."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(sql, params)
+        """One statement, atomic on its own (autocommit); returns the number of rows changed."""
+        async with self._write_lock:
+            cursor = await self.conn.execute(sql, params)
             return cursor.rowcount
+
+    async def write_returning(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+        """One statement with RETURNING, atomic on its own; returns the rows."""
+        async with self._write_lock:
+            return list(await self.conn.execute_fetchall(sql, params))
+
+    async def read(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+        """A query in one round trip."""
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def _migrate(self) -> None:
         async with self.transaction() as conn:

@@ -37,9 +37,8 @@ class JobRepository:
 
     async def get(self, job_id: str) -> Job | None:
         """The job with this id, if any."""
-        cursor = await self.db.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        row = await cursor.fetchone()
-        return self._job(row) if row else None
+        rows = await self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return self._job(rows[0]) if rows else None
 
     async def unfinished(self) -> list[Job]:
         """Queued and running jobs, oldest first (picked up again after a restart)."""
@@ -59,23 +58,20 @@ class JobRepository:
 
     async def count_queued(self, scope: str, user_id: str) -> int:
         """How many jobs the user has waiting or running."""
-        cursor = await self.db.conn.execute(
+        rows = await self.db.read(
             "SELECT COUNT(*) FROM jobs WHERE scope = ? AND user_id = ? AND state IN (?, ?)",
             (scope, user_id, *_UNFINISHED),
         )
-        row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        return int(rows[0][0])
 
     async def mark_running(self, job_id: str, backend: str) -> Job | None:
         """queued -> running; the updated job, or None if it was cancelled or finished."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE jobs SET state = ?, backend = ?, attempts = attempts + 1, started_at = ? "
-                "WHERE id = ? AND state IN (?, ?) RETURNING *",
-                (JobState.RUNNING.value, backend, time.time(), job_id, *_UNFINISHED),
-            )
-            row = await cursor.fetchone()
-            return self._job(row) if row else None
+        rows = await self.db.write_returning(
+            "UPDATE jobs SET state = ?, backend = ?, attempts = attempts + 1, started_at = ? "
+            "WHERE id = ? AND state IN (?, ?) RETURNING *",
+            (JobState.RUNNING.value, backend, time.time(), job_id, *_UNFINISHED),
+        )
+        return self._job(rows[0]) if rows else None
 
     async def requeue_running(self) -> int:
         """After a crash: running jobs go back to queued (they will run again)."""
@@ -125,9 +121,10 @@ class JobRepository:
         """Forget a job's image files (retention); the job and its buttons stay."""
         await self.db.write("UPDATE jobs SET images = '[]' WHERE id = ?", (job_id,))
 
-    async def record_credits(self, backend: str, remaining: float) -> None:
+    async def record_credits(self, conn: aiosqlite.Connection, backend: str,
+                             remaining: float) -> None:
         """Remember a backend's last x-remaining-credits (doctor runs in another process)."""
-        await self.db.write(
+        await conn.execute(
             "INSERT INTO backend_status (name, remaining_credits, seen_at) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET remaining_credits = excluded.remaining_credits, "
             "seen_at = excluded.seen_at",

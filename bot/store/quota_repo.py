@@ -25,6 +25,19 @@ class QuotaDefaults:
 
 
 @dataclass(frozen=True)
+class _Account:
+    """A user's quota as it stands in the current period (read in one query)."""
+
+    allowance: int
+    period: Period
+    start: str  # ISO start of the current period
+    used: int  # in the current period
+    granted: int
+    blocked: bool
+    needs_roll: bool  # no row yet, or its period has passed: write before charging
+
+
+@dataclass(frozen=True)
 class Reservation:
     job_id: str
     credits: int
@@ -50,16 +63,16 @@ class QuotaRepository:
         now: datetime | None = None,
     ) -> Reservation:
         """Hold `credits` inside the caller's transaction, or raise InsufficientCredits."""
-        now = now or datetime.now(UTC)
-        allowance, period = await self._effective(conn, scope, user_id)
-        start, row = await self._rolled_account(conn, scope, user_id, period, now)
-        if row["blocked"]:
+        account = await self._account(conn, scope, user_id, now or datetime.now(UTC))
+        if account.blocked:
             raise UserBlocked()
-        if allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited):
+        await self._roll(conn, scope, user_id, account)
+        start = account.start
+        if account.allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited):
             await self._ledger(conn, scope, user_id, job_id, "reserve", credits, 0, 0, start,
                                "unlimited")
             return Reservation(job_id, credits, unlimited=True)
-        from_allowance = min(credits, max(allowance - row["used"], 0))
+        from_allowance = min(credits, max(account.allowance - account.used, 0))
         from_grant = credits - from_allowance
         # One conditional UPDATE: it only applies if nothing changed since the read and the
         # balance still covers the cost, so the balance can never go negative.
@@ -67,11 +80,12 @@ class QuotaRepository:
             "UPDATE quota_accounts SET used = used + ?, granted = granted - ? "
             "WHERE scope = ? AND user_id = ? AND used = ? AND granted = ? AND blocked = 0 "
             "AND granted >= ?",
-            (from_allowance, from_grant, scope, user_id, row["used"], row["granted"], from_grant),
+            (from_allowance, from_grant, scope, user_id, account.used, account.granted,
+             from_grant),
         )
         if cursor.rowcount != 1:
-            balance = max(allowance - row["used"], 0) + row["granted"]
-            resets = period_end(period, now)
+            balance = max(account.allowance - account.used, 0) + account.granted
+            resets = period_end(account.period, now or datetime.now(UTC))
             raise InsufficientCredits(
                 f"That costs {credits} credits and you have {balance} left; your allowance "
                 f"resets {resets:%Y-%m-%d %H:%M} UTC. Nothing was charged."
@@ -82,10 +96,13 @@ class QuotaRepository:
 
     async def commit(self, conn: aiosqlite.Connection, job_id: str) -> None:
         """Turn a job's reservation into a charge (inside the caller's transaction)."""
-        held = await self._reservation(conn, job_id)
-        if held is not None:
-            await self._ledger(conn, held["scope"], held["user_id"], job_id, "commit",
-                               held["credits"], 0, 0, held["period_start"], held["note"])
+        await conn.execute(
+            "INSERT INTO ledger (at, scope, user_id, job_id, kind, credits, period_start, note) "
+            "SELECT ?, scope, user_id, job_id, 'commit', credits, period_start, note "
+            "FROM ledger WHERE job_id = ? AND kind = 'reserve' AND NOT EXISTS "
+            "(SELECT 1 FROM ledger WHERE job_id = ? AND kind IN ('commit', 'refund'))",
+            (time.time(), job_id, job_id),
+        )
 
     async def refund(self, conn: aiosqlite.Connection, job_id: str) -> bool:
         """Give a job's reserved credits back; True when there was something to refund."""
@@ -111,23 +128,21 @@ class QuotaRepository:
         self, scope: str, user_id: str, *, is_admin: bool = False, now: datetime | None = None
     ) -> QuotaStatus:
         """The user's balance, allowance, period and reset time."""
-        async with self.db.transaction() as conn:
-            return await self.status_in(conn, scope, user_id, is_admin=is_admin, now=now)
+        return await self.status_in(self.db.conn, scope, user_id, is_admin=is_admin, now=now)
 
     async def status_in(
         self, conn: aiosqlite.Connection, scope: str, user_id: str, *, is_admin: bool = False,
         now: datetime | None = None,
     ) -> QuotaStatus:
-        """status() inside the caller's transaction."""
+        """status() on the caller's connection (inside its transaction, if any); reads only."""
         now = now or datetime.now(UTC)
-        allowance, period = await self._effective(conn, scope, user_id)
-        _, row = await self._rolled_account(conn, scope, user_id, period, now)
-        unlimited = allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited)
-        balance = None if unlimited else max(allowance - row["used"], 0) + row["granted"]
+        a = await self._account(conn, scope, user_id, now)
+        unlimited = a.allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited)
+        balance = None if unlimited else max(a.allowance - a.used, 0) + a.granted
         return QuotaStatus(
-            user_id=user_id, scope=scope, allowance=None if unlimited else allowance,
-            period=period, used=row["used"], granted=row["granted"], balance=balance,
-            resets_at=period_end(period, now), blocked=bool(row["blocked"]), unlimited=unlimited,
+            user_id=user_id, scope=scope, allowance=None if unlimited else a.allowance,
+            period=a.period, used=a.used, granted=a.granted, balance=balance,
+            resets_at=period_end(a.period, now), blocked=a.blocked, unlimited=unlimited,
         )
 
     async def set_user(
@@ -200,47 +215,51 @@ class QuotaRepository:
         )
         return {row["kind"]: int(row["total"]) for row in await cursor.fetchall()}
 
-    async def _effective(
-        self, conn: aiosqlite.Connection, scope: str, user_id: str
-    ) -> tuple[int, Period]:
-        row = await _one(
-            conn,
-            "SELECT COALESCE(a.allowance, w.allowance) AS allowance, "
+    async def _account(
+        self, conn: aiosqlite.Connection, scope: str, user_id: str, now: datetime
+    ) -> _Account:
+        """The user's effective allowance and period (their override, else the workspace's,
+        else the config's) and their usage in the current period, in one query."""
+        rows = await conn.execute_fetchall(
+            "SELECT a.used, a.granted, a.blocked, a.period_start, "
+            "COALESCE(a.allowance, w.allowance) AS allowance, "
             "COALESCE(a.period, w.period) AS period FROM (SELECT 1) "
             "LEFT JOIN quota_accounts a ON a.scope = ? AND a.user_id = ? "
             "LEFT JOIN workspace_quota w ON w.scope = ?",
             (scope, user_id, scope),
-        )  # the user's override wins over the workspace's, which wins over the config
-        allowance = self.defaults.allowance if row["allowance"] is None else int(row["allowance"])
+        )
+        row = next(iter(rows))
         period = Period(row["period"]) if row["period"] else self.defaults.period
-        return allowance, period
+        start = period_start(period, now).isoformat()
+        current = row["period_start"] == start
+        return _Account(
+            allowance=self.defaults.allowance if row["allowance"] is None else int(row["allowance"]),
+            period=period, start=start, used=int(row["used"]) if current else 0,
+            granted=int(row["granted"] or 0), blocked=bool(row["blocked"]),
+            needs_roll=not current,
+        )
+
+    async def _roll(
+        self, conn: aiosqlite.Connection, scope: str, user_id: str, account: _Account
+    ) -> None:
+        """Create the account, or start its new period (used = 0), when that is due."""
+        if account.needs_roll:
+            await conn.execute(
+                "INSERT INTO quota_accounts (scope, user_id, period_start) VALUES (?, ?, ?) "
+                "ON CONFLICT (scope, user_id) DO UPDATE SET used = 0, "
+                "period_start = excluded.period_start",
+                (scope, user_id, account.start),
+            )
 
     async def _ensure(self, conn: aiosqlite.Connection, scope: str, user_id: str) -> None:
-        _, period = await self._effective(conn, scope, user_id)
-        await self._rolled_account(conn, scope, user_id, period, datetime.now(UTC))
-
-    async def _rolled_account(
-        self, conn: aiosqlite.Connection, scope: str, user_id: str, period: Period, now: datetime
-    ) -> tuple[str, aiosqlite.Row]:
-        """Create the account if new, reset 'used' when a period boundary has passed, and
-        return the period start and the account's used, granted and blocked."""
-        start = period_start(period, now).isoformat()
-        row = await _one(
-            conn,
-            "INSERT INTO quota_accounts (scope, user_id, period_start) VALUES (?, ?, ?) "
-            "ON CONFLICT (scope, user_id) DO UPDATE SET "
-            "used = CASE WHEN period_start = excluded.period_start THEN used ELSE 0 END, "
-            "period_start = excluded.period_start "
-            "RETURNING used, granted, blocked",
-            (scope, user_id, start),
-        )
-        return start, row
+        await self._roll(conn, scope, user_id,
+                         await self._account(conn, scope, user_id, datetime.now(UTC)))
 
     async def _reservation(self, conn: aiosqlite.Connection, job_id: str) -> aiosqlite.Row | None:
         """The job's reservation if it is still held (neither committed nor refunded)."""
-        rows = await (await conn.execute(
+        rows = list(await conn.execute_fetchall(
             "SELECT * FROM ledger WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund') "
-            "ORDER BY id", (job_id,))).fetchall()
+            "ORDER BY id", (job_id,)))
         if len(rows) != 1 or rows[0]["kind"] != "reserve":
             return None
         return rows[0]
@@ -256,15 +275,3 @@ class QuotaRepository:
             (time.time(), scope, user_id, job_id, kind, credits, from_allowance, from_grant,
              period_start_iso, note),
         )
-
-
-async def _one(conn: aiosqlite.Connection, sql: str, params: tuple) -> aiosqlite.Row:
-    row = await _maybe(conn, sql, params)
-    if row is None:
-        raise LookupError(sql)
-    return row
-
-
-async def _maybe(conn: aiosqlite.Connection, sql: str, params: tuple) -> aiosqlite.Row | None:
-    cursor = await conn.execute(sql, params)
-    return await cursor.fetchone()

@@ -661,3 +661,8 @@ def test_kolors_within_the_admin_s_max_pixels_is_accepted_as_given():
 def test_a_negative_prompt_that_is_not_text_is_refused():
     with pytest.raises(RequestError, match="negative_prompt"):
         build_request("a fox --model chroma", {"negative_prompt": 10**5000}, CATALOG)
+
+
+def test_an_aspect_ratio_that_is_not_text_is_refused():
+    with pytest.raises(RequestError, match="aspect_ratio"):
+        build_request("a fox", {"aspect_ratio": 10**5000}, CATALOG)
