@@ -15,7 +15,7 @@ its diffusers class name in scheduler (Segmind's Kolors field); its sigma schedu
 model's own ("normal"):
 
     euler EulerDiscreteScheduler         euler_a EulerAncestralDiscreteScheduler
-    heun HeunDiscreteScheduler           lms LMSDiscreteScheduler
+    heun HeunDiscreteScheduler           lms LMSDiscreteScheduler (needs scipy)
     dpm_2 KDPM2DiscreteScheduler         dpm_2_a KDPM2AncestralDiscreteScheduler
     dpmpp_2m DPMSolverMultistepScheduler dpmpp_sde DPMSolverSDEScheduler (needs torchsde)
 
@@ -61,7 +61,7 @@ KOLORS_SAMPLERS: dict[str, str] = {
 KOLORS_SCHEDULES: tuple[str, ...] = ("normal",)
 
 # Names that work only when an optional package is installed on the worker.
-NEEDS_PACKAGE: dict[str, str] = {"beta": "scipy", "dpmpp_sde": "torchsde"}
+NEEDS_PACKAGE: dict[str, str] = {"beta": "scipy", "lms": "scipy", "dpmpp_sde": "torchsde"}
 
 
 def package_installed(name: str) -> bool:

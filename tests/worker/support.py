@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 from collections.abc import Iterator
@@ -9,10 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 MODELS = ("flux-schnell", "chroma", "kolors")
+HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
+# Chroma's default schedule (beta) needs scipy; without it a valid request names another one.
+CHROMA_SCHEDULE: dict[str, str] = {} if HAVE_SCIPY else {"scheduler": "normal"}
 # The cheapest request each model's limits allow (flux 512 px, chroma 768 px and 10 steps).
 SMALL: dict[str, dict[str, Any]] = {
     "flux-schnell": {"width": 512, "height": 512, "steps": 1},
-    "chroma": {"width": 768, "height": 768, "steps": 10},
+    "chroma": {"width": 768, "height": 768, "steps": 10, **CHROMA_SCHEDULE},
     "kolors": {"width": 512, "height": 512, "steps": 2},
 }
 

@@ -11,7 +11,7 @@ from bot.worker.samplers import SamplerError, resolve, table_for
 from tests.worker.support import Served, distance
 
 needs_scipy = pytest.mark.skipif(
-    importlib.util.find_spec("scipy") is None, reason="the beta schedule needs scipy"
+    importlib.util.find_spec("scipy") is None, reason="beta and lms need scipy"
 )
 needs_torchsde = pytest.mark.skipif(
     importlib.util.find_spec("torchsde") is None, reason="dpmpp_sde needs torchsde"
@@ -31,7 +31,7 @@ KOLORS_CASES = [
     ("euler", "EulerDiscreteScheduler"),
     ("euler_a", "EulerAncestralDiscreteScheduler"),
     ("heun", "HeunDiscreteScheduler"),
-    ("lms", "LMSDiscreteScheduler"),
+    pytest.param("lms", "LMSDiscreteScheduler", marks=needs_scipy),
     ("dpm_2", "KDPM2DiscreteScheduler"),
     ("dpm_2_a", "KDPM2AncestralDiscreteScheduler"),
     ("dpmpp_2m", "DPMSolverMultistepScheduler"),
@@ -87,9 +87,17 @@ def test_chroma_takes_the_flow_samplers_too(
 
 @needs_scipy
 def test_chromas_default_schedule_is_beta(worker: Served, engine: Any) -> None:
-    worker.small("chroma")
+    worker.post("chroma", {"prompt": "a fox", "width": 768, "height": 768, "steps": 10})
 
     assert _scheduler_of(engine, "chroma").config.use_beta_sigmas is True
+
+
+@pytest.mark.skipif(importlib.util.find_spec("scipy") is not None, reason="scipy is installed")
+def test_without_scipy_chromas_default_beta_is_refused_naming_scipy(worker: Served) -> None:
+    response = worker.post("chroma", {"prompt": "a fox", "width": 768, "height": 768})
+
+    assert response.status_code == 400
+    assert "'beta' needs the scipy package" in response.json()["error"]
 
 
 @pytest.mark.parametrize(("sampler", "class_name"), KOLORS_CASES)
