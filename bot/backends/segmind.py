@@ -49,7 +49,7 @@ import httpx
 from PIL import Image
 
 from bot.core.backend import CONTENT_TYPES, BackendHealth, GeneratedImage, GenerationResult
-from bot.core.catalog import CHROMA, SEED_MAX
+from bot.core.catalog import CHROMA, KOLORS_SCHEDULER_CLASSES, SEED_MAX
 from bot.core.errors import (
     BackendError,
     BackendRejected,
@@ -70,16 +70,7 @@ HEALTH_TIMEOUT_S = 5.0
 # --- request bodies, one small function per model ---------------------------------------------
 
 # Kolors takes a diffusers scheduler class where the other models take a sampler name.
-KOLORS_SCHEDULERS: dict[str, str] = {
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-    "lms": "LMSDiscreteScheduler",
-    "dpm_2": "KDPM2DiscreteScheduler",
-    "dpm_2_a": "KDPM2AncestralDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-    "dpmpp_sde": "DPMSolverSDEScheduler",
-}
+KOLORS_SCHEDULERS = KOLORS_SCHEDULER_CLASSES
 
 Body = dict[str, Any]
 
@@ -202,6 +193,16 @@ class SegmindBackend:
         self._client = client
         self._owns_client = client is None
         self._admin_problem: str | None = None  # set by 401/403/406, cleared by a 200
+
+    def accepts(self, request: ImagineRequest) -> bool:
+        """False only when the worker's /health said it lacks the sampler or scheduler."""
+        if request.model not in self.models:
+            return False
+        offered = ((self.last_health or {}).get("samplers") or {}).get(request.model)
+        if not isinstance(offered, dict):
+            return True  # Segmind, or a worker not heard from yet: let it answer
+        return (request.sampler in offered.get("sampler_name", (request.sampler,))
+                and request.scheduler in offered.get("scheduler", (request.scheduler,)))
 
     def __repr__(self) -> str:  # never shows the key
         return f"SegmindBackend(name={self.name!r}, base_url={self.base_url!r})"

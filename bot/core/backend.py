@@ -46,6 +46,11 @@ class ImageBackend(Protocol):
         """Whether this backend can serve `model` right now."""
         ...
 
+    def accepts(self, request: ImagineRequest) -> bool:
+        """Whether this backend, as last seen, can run the request's model, sampler and
+        scheduler (auto routing sends what the worker cannot do to Segmind)."""
+        ...
+
     def supports_variation(self, model: str) -> bool:
         """Whether variation_seed / variation_strength are honoured for `model`."""
         ...

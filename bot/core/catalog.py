@@ -195,6 +195,19 @@ KOLORS = ModelSpec(
     base_cost=2.0,
 )
 
+# Kolors names its samplers by diffusers scheduler class (Segmind's kolors "scheduler" field and
+# our worker both use these classes).
+KOLORS_SCHEDULER_CLASSES: dict[str, str] = {
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "lms": "LMSDiscreteScheduler",
+    "dpm_2": "KDPM2DiscreteScheduler",
+    "dpm_2_a": "KDPM2AncestralDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+    "dpmpp_sde": "DPMSolverSDEScheduler",
+}
+
 DEFAULT_MODEL = "flux-schnell"
 ALL_MODELS: tuple[ModelSpec, ...] = (FLUX_SCHNELL, CHROMA, KOLORS)
 

@@ -128,7 +128,7 @@ class Dispatcher:
         lane = self._lanes.get(job.backend)
         if lane is None:
             try:
-                lane = self._lanes[self.router.pick(job.request.model).name]
+                lane = self._lanes[self.router.pick(job.request).name]
             except ImagineError as error:
                 self._spawn(self._fail(job, error))
                 return

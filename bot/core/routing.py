@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from bot.core.backend import BackendHealth, ImageBackend
 from bot.core.errors import NoBackendConfigured
+from bot.core.request import ImagineRequest
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,19 @@ class Router:
         self.health_ttl_s = health_ttl_s
         self._health: dict[str, tuple[float, bool]] = {}
 
-    def pick(self, model: str) -> ImageBackend:
-        """The backend for `model` now, or NoBackendConfigured saying what to set."""
+    def pick(self, request: ImagineRequest) -> ImageBackend:
+        """The backend for this request now, or NoBackendConfigured saying what to set.
+
+        auto: the worker while its health check passes and it offers the request's sampler and
+        scheduler; Segmind otherwise (or the worker still, when Segmind is not configured, so
+        the user hears the worker's own refusal)."""
+        model = request.model
         route = self.routes.get(model, "auto")
         if route == "auto":
             worker = self.backends.get("worker")
-            if worker is not None and worker.serves(model) and self._healthy("worker"):
+            usable = worker is not None and worker.serves(model) and self._healthy("worker")
+            segmind = self.backends.get("segmind")
+            if usable and (worker.accepts(request) or segmind is None):
                 return worker
             route = "segmind"
         backend = self.backends.get(route)

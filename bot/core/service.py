@@ -165,7 +165,7 @@ class ImagineService:
         if not 0 <= index < parent.request.samples:
             raise ImagineError(f"That result has no image {index + 1}.")
         seed = (parent.request.seed + index) % (SEED_MAX + 1)
-        backend = self.router.pick(parent.request.model)
+        backend = self.router.pick(parent.request)
         if backend.supports_variation(parent.request.model):
             update = {"seed": seed, "samples": 1,
                       "variation_seed": secrets.randbelow(SEED_MAX + 1),
@@ -206,7 +206,7 @@ class ImagineService:
                       parent: Job | None = None, action: str = "imagine",
                       nsfw_allowed: bool) -> Job:
         self.policy.check(request.prompt, nsfw_allowed=nsfw_allowed)
-        backend = self.router.pick(request.model)
+        backend = self.router.pick(request)
         waiting = await self.jobs.count_queued(actor.scope, actor.user_id)
         if waiting >= self.settings.max_queued_per_user:
             raise QueueFull(

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.catalog import KOLORS_SCHEDULER_CLASSES
+
 FLOW_MODELS = ("flux-schnell", "chroma")
 KOLORS_MODELS = ("kolors",)
 
@@ -48,16 +50,7 @@ FLOW_SCHEDULES: dict[str, dict[str, Any] | None] = {
     "exponential": {**_NO_SIGMA_CONVERSION, "use_exponential_sigmas": True},
     "beta": {**_NO_SIGMA_CONVERSION, "use_beta_sigmas": True},
 }
-KOLORS_SAMPLERS: dict[str, str] = {
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-    "lms": "LMSDiscreteScheduler",
-    "dpm_2": "KDPM2DiscreteScheduler",
-    "dpm_2_a": "KDPM2AncestralDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-    "dpmpp_sde": "DPMSolverSDEScheduler",
-}
+KOLORS_SAMPLERS = KOLORS_SCHEDULER_CLASSES
 KOLORS_SCHEDULES: tuple[str, ...] = ("normal",)
 
 # Names that work only when an optional package is installed on the worker.
