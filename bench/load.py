@@ -83,6 +83,8 @@ class Run:
     first_sent: float = 0.0
     waves: list[tuple[float, float, int]] = field(default_factory=list)  # start, last image, images
     after_wave: list[float] = field(default_factory=list)  # RSS (MB) a second after each wave
+    bot_cpu_s: float = 0.0  # CPU seconds the bot process used during the waves
+    own_cpu_s: float = 0.0  # and this process (the fake Discord)
 
 
 def start_segmind(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -161,6 +163,8 @@ async def main() -> int:
                 sampler = asyncio.create_task(sample_rss(bot.pid, fake, run, stop))
                 await asyncio.sleep(1.0)  # a first reading of the idle bot
                 per_wave = args.requests // args.waves
+                bot_process, me = psutil.Process(bot.pid), psutil.Process()
+                cpu_before = (sum(bot_process.cpu_times()[:2]), sum(me.cpu_times()[:2]))
                 for wave in range(args.waves):
                     started = time.monotonic()
                     await send_all(fake, run, args.users, per_wave, args.rate,
@@ -173,6 +177,8 @@ async def main() -> int:
                     run.waves.append((started, max(images, default=started), len(images)))
                     await asyncio.sleep(1.0)
                     run.after_wave.append(psutil.Process(bot.pid).memory_info().rss / 2**20)
+                run.bot_cpu_s = sum(bot_process.cpu_times()[:2]) - cpu_before[0]
+                run.own_cpu_s = sum(me.cpu_times()[:2]) - cpu_before[1]
                 stop.set()
                 await sampler
                 errors = [line for line in bot.log_text().splitlines() if " ERROR " in line]
@@ -204,6 +210,11 @@ def report(args: argparse.Namespace, fake: CountingDiscord, run: Run, errors: li
               f"last image = {count / (last - start):.2f} jobs/s")
     print(f"throughput {rate:.2f} jobs/s ({images} images in {elapsed:.1f} s of waves); ideal C/L "
           f"{ideal:.2f} jobs/s; ratio {rate / ideal:.3f} (target 0.9)")
+    wall = sum(last - start for start, last, _ in run.waves) + len(run.waves)
+    print(f"CPU: the bot {run.bot_cpu_s:.1f} s ({run.bot_cpu_s / wall:.2f} of a core, "
+          f"{run.bot_cpu_s / max(1, len(run.sent)) * 1000:.1f} ms per request), the fake Discord "
+          f"{run.own_cpu_s:.1f} s ({run.own_cpu_s / wall:.2f} of a core); "
+          f"{psutil.cpu_count()} cores")
     print("REST calls the bot made: " + ", ".join(
         f"{kind} {count}" for kind, count in fake.kinds.most_common()))
     first, last = run.samples[0], run.samples[-1]

@@ -100,9 +100,9 @@ class Killer:
         self._hooks = [(discord, "after_request"), (segmind, "on_request"),
                        (segmind, "after_image")]
         if self.point == "arriving":
-            discord.after_request = lambda r: self._count(is_callback(r), 0)
+            discord.after_request = lambda r: self._count(is_callback(r), segmind.in_flight)
         elif self.point == "uploading":
-            discord.after_request = lambda r: self._count(is_upload(r), 0)
+            discord.after_request = lambda r: self._count(is_upload(r), segmind.in_flight)
         elif self.point == "running":
             def running() -> None:
                 busy = segmind.in_flight >= min(2, self.concurrency)
