@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.core.catalog import SEED_MAX, Catalog
 from bot.core.dispatcher import Dispatcher
-from bot.core.errors import ImagineError, JobNotFound, NotAllowed, QueueFull
+from bot.core.errors import ImagineError, JobNotFound, NotAllowed, QueueFull, RequestError
 from bot.core.events import EventBus, Listener
 from bot.core.flags import parse_flags
 from bot.core.jobs import Actor, Job, JobEvent, JobState, ReplyTarget
@@ -181,6 +181,8 @@ class ImagineService:
                    target: ReplyTarget, *, nsfw_allowed: bool = False) -> Job:
         """A new job from an edited prompt, keeping the seed and the other parameters except
         those the new prompt's own flags set (a new --model keeps only seed, size and count)."""
+        if not isinstance(prompt, str):
+            raise RequestError("prompt", prompt, "text")
         parent = await self.get_job(job_id)
         keep = parent.request.model_dump(
             exclude={"prompt", "negative_prompt", "variation_seed", "variation_strength",
@@ -207,12 +209,6 @@ class ImagineService:
                       nsfw_allowed: bool) -> Job:
         self.policy.check(request.prompt, nsfw_allowed=nsfw_allowed)
         backend = self.router.pick(request)
-        waiting = await self.jobs.count_queued(actor.scope, actor.user_id)
-        if waiting >= self.settings.max_queued_per_user:
-            raise QueueFull(
-                f"You already have {waiting} images waiting (the limit is "
-                f"{self.settings.max_queued_per_user}); wait for one to finish. Nothing was charged."
-            )
         if parent is not None and parent.target.message_id and not target.reply_to_message_id:
             target = dataclasses.replace(target, reply_to_message_id=parent.target.message_id)
         job = Job(
@@ -222,6 +218,15 @@ class ImagineService:
             parent_id=parent.id if parent else None, action=action,
         )
         async with self.db.transaction() as conn:  # the charge and the job row land together
+            # Counted inside the transaction, so requests arriving together (from any
+            # process) cannot all slip under the cap.
+            waiting = await self.jobs.count_queued(conn, actor.scope, actor.user_id)
+            if waiting >= self.settings.max_queued_per_user:
+                raise QueueFull(
+                    f"You already have {waiting} images waiting (the limit is "
+                    f"{self.settings.max_queued_per_user}); wait for one to finish. "
+                    "Nothing was charged."
+                )
             await self.quota.reserve(conn, scope=actor.scope, user_id=actor.user_id,
                                      credits=job.cost, job_id=job.id, is_admin=actor.is_admin)
             await self.jobs.insert(conn, job)

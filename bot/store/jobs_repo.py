@@ -56,12 +56,12 @@ class JobRepository:
         )
         return [self._job(row) for row in await cursor.fetchall()]
 
-    async def count_queued(self, scope: str, user_id: str) -> int:
-        """How many jobs the user has waiting or running."""
-        rows = await self.db.read(
+    async def count_queued(self, conn: aiosqlite.Connection, scope: str, user_id: str) -> int:
+        """How many jobs the user has waiting or running (inside the caller's transaction)."""
+        rows = list(await conn.execute_fetchall(
             "SELECT COUNT(*) FROM jobs WHERE scope = ? AND user_id = ? AND state IN (?, ?)",
             (scope, user_id, *_UNFINISHED),
-        )
+        ))
         return int(rows[0][0])
 
     async def mark_running(self, job_id: str, backend: str) -> Job | None:

@@ -304,10 +304,6 @@ async def test_slack_the_edit_modal_cleans_or_refuses_hostile_prompts(
     assert_tables_intact(db_of(tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/core/service.py:191 ImagineService.edit() calls parse_flags(prompt) before "
-    "build_request() checks that the prompt is text, so a non-string prompt raises TypeError "
-    "and the Slack modal shows the generic apology instead of 'prompt 12345 is not allowed'."))
 async def test_slack_an_edit_modal_prompt_that_is_not_text_gets_a_sentence(slack_bot, fake_slack):
     await slack_bot(**ROOMY)
     view = await open_slack_editor(fake_slack)
@@ -392,10 +388,6 @@ async def test_console_every_bound_and_wrong_type_gets_a_sentence(settings_for, 
     assert_tables_intact(db_of(tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/chat/console/repl.py:102 shlex.split() raises ValueError('No closing quotation') on an "
-    "unbalanced quote; handle() turns it into 'Something went wrong on our side' and logs a "
-    "traceback, where a sentence about the quote was due."))
 async def test_console_an_unbalanced_quote_in_an_admin_command_gets_a_sentence(console):
     chat, out = console
 

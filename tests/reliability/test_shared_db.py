@@ -162,12 +162,6 @@ async def test_restarting_one_process_leaves_the_other_processs_jobs_alone(tmp_p
 
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/core/service.py:210 ImagineService._submit() counts the user's waiting jobs "
-    "(jobs.count_queued) before and outside the transaction that reserves and inserts, so "
-    "requests that arrive together all see the same count and all pass: max_queued_per_user "
-    "is not enforced under concurrency (in one process or across two). Counting inside the "
-    "BEGIN IMMEDIATE transaction would make it exact."))
 async def test_requests_that_arrive_together_never_exceed_the_per_user_queue_limit(
         discord_bot, fake_discord, fake_segmind, tmp_path):
     await discord_bot(quota={"max_queued_per_user": 3}, segmind={"concurrency": 1})

@@ -99,7 +99,11 @@ class ConsoleChat:
         elif head == "/quota":
             self._say((await self.service.quota_status(self.actor)).sentence())
         elif head == "/quota-admin":
-            command = parse_admin(shlex.split(rest))
+            try:
+                words = shlex.split(rest)
+            except ValueError:  # an unbalanced quote
+                raise ImagineError("A quote is not closed; close it or leave the quotes out.") from None
+            command = parse_admin(words)
             self._say(await run_admin(self.service.quota, self.actor.scope, command))
         elif head in ("reroll", "vary", "edit", "info", "delete", "cancel"):
             await self._button(head, rest)
