@@ -153,11 +153,6 @@ async def test_discord_options_past_a_bound_or_of_a_wrong_type_get_a_sentence_na
     assert bot.service.dispatcher.queue_depth() == {"segmind": 0}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "discord.py converts NUMBER options with float() while building the namespace, before the "
-    "bot's command or tree error handler runs; a non-number (only a forged payload carries one) "
-    "leaves the interaction unanswered. A CommandTree subclass whose _call catches the "
-    "ValueError could answer it."))
 async def test_discord_a_number_option_that_is_not_a_number_gets_a_sentence(
         discord_bot, fake_discord):
     await discord_bot()

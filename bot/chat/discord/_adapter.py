@@ -16,6 +16,7 @@ from bot.chat.discord import _commands
 from bot.chat.discord._convert import PLATFORM
 from bot.chat.discord._delivery import Delivery
 from bot.chat.discord._jobs import JobHandlers
+from bot.chat.discord._tree import CheckedTree
 from bot.chat.discord._ui import JobButton
 from bot.config import ConfigError, DiscordSettings, Settings
 from bot.core.service import ImagineService
@@ -41,7 +42,7 @@ class ImagineClient(discord.Client):
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(),
                          guild_ready_timeout=guild_ready_timeout_s)
         self.adapter = adapter
-        self.tree: app_commands.CommandTree[Any] = app_commands.CommandTree(self)
+        self.tree: app_commands.CommandTree[Any] = CheckedTree(self)
 
     async def setup_hook(self) -> None:
         """Register the commands and buttons, then sync the commands with Discord."""
