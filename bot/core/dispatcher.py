@@ -25,7 +25,7 @@ from bot.core.fair_queue import FairQueue
 from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning, JobState
 from bot.core.routing import Router
 from bot.store.db import Database
-from bot.store.jobs_repo import JobRepository
+from bot.store.jobs_repo import HEARTBEAT_S, JobRepository
 from bot.store.quota_repo import QuotaRepository
 
 log = logging.getLogger(__name__)
@@ -101,17 +101,19 @@ class Dispatcher:
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Re-queue what a previous run left unfinished, then start the workers."""
-        requeued = await self.jobs.requeue_running()
+        """Take over what stopped or crashed processes left unfinished, then start the workers."""
+        await self.jobs.register()
+        claimed = await self.jobs.claim_orphans()
         pending = await self.jobs.unfinished()
         if pending:
-            log.info("resuming %d unfinished jobs (%d were running)", len(pending), requeued)
+            log.info("resuming %d unfinished jobs (%d taken over)", len(pending), claimed)
         for job in pending:
             self.enqueue(job)
         for lane in self._lanes.values():
             for _ in range(lane.concurrency):
                 self._tasks.append(asyncio.create_task(self._work(lane)))
         self._tasks.append(asyncio.create_task(self._report_positions()))
+        self._tasks.append(asyncio.create_task(self._heartbeat()))
         self._started = True
 
     async def stop(self) -> None:
@@ -120,6 +122,12 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._started:
+            self._started = False
+            try:
+                await self.jobs.unregister()
+            except Exception:  # the database may already be gone; the lease then lapses
+                log.warning("could not give up this process's lease on its jobs", exc_info=True)
 
     def enqueue(self, job: Job) -> None:
         """Put a stored job in its backend's fair queue and announce its place (once)."""
@@ -316,6 +324,14 @@ class Dispatcher:
                     job = self._jobs.get(job_id)
                     if job is not None:
                         self.bus.emit(JobQueued(job, position, lane.eta(position)))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self.jobs.heartbeat()
+            except Exception:
+                log.exception("heartbeat failed")
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -81,6 +81,17 @@ MIGRATIONS: tuple[str, ...] = (
         seen_at           REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;  -- the process that runs the job
+    CREATE INDEX jobs_owner ON jobs (owner, state);
+    CREATE TABLE processes (                 -- bot processes sharing this file, and their lease
+        id           TEXT PRIMARY KEY,
+        pid          INTEGER NOT NULL,
+        host         TEXT NOT NULL,
+        started_at   REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    """,
 )
 
 

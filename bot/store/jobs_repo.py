@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +18,33 @@ from bot.core.request import ImagineRequest
 from bot.store.db import Database
 
 _UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 60.0  # a process on another host that has not beaten for this long is gone
 
 
 class JobRepository:
-    """Reads and writes job rows; state changes are conditional so each happens once."""
+    """Reads and writes job rows; state changes are conditional so each happens once.
+
+    Several bot processes may share one database (a Discord one and a Slack one): each job
+    belongs to the process that runs it (`owner`), and a process only takes over the jobs of
+    processes that are gone.
+    """
 
     def __init__(self, db: Database, data_dir: Path) -> None:
         self.db = db
         self.data_dir = data_dir
+        self.owner = uuid.uuid4().hex[:12]  # this process
 
     async def insert(self, conn: aiosqlite.Connection, job: Job) -> None:
         """Write a new job row inside the caller's transaction."""
         await conn.execute(
             "INSERT INTO jobs (id, state, platform, scope, user_id, actor, request, target, cost, "
-            "backend, parent_id, action, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "backend, parent_id, action, created_at, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, job.state.value, job.actor.platform, job.actor.scope, job.actor.user_id,
              json.dumps(dataclasses.asdict(job.actor)), job.request.model_dump_json(),
              json.dumps(dataclasses.asdict(job.target)), job.cost, job.backend, job.parent_id,
-             job.action, job.created_at),
+             job.action, job.created_at, self.owner),
         )
 
     async def get(self, job_id: str) -> Job | None:
@@ -41,11 +53,44 @@ class JobRepository:
         return self._job(rows[0]) if rows else None
 
     async def unfinished(self) -> list[Job]:
-        """Queued and running jobs, oldest first (picked up again after a restart)."""
-        cursor = await self.db.conn.execute(
-            "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at", _UNFINISHED
+        """This process's queued and running jobs, oldest first."""
+        rows = await self.db.read(
+            "SELECT * FROM jobs WHERE owner = ? AND state IN (?, ?) ORDER BY created_at",
+            (self.owner, *_UNFINISHED),
         )
-        return [self._job(row) for row in await cursor.fetchall()]
+        return [self._job(row) for row in rows]
+
+    async def register(self) -> None:
+        """Announce this process in the processes table (its lease on its jobs)."""
+        now = time.time()
+        await self.db.write(
+            "INSERT INTO processes (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)",
+            (self.owner, os.getpid(), socket.gethostname(), now, now),
+        )
+
+    async def heartbeat(self) -> None:
+        """Renew this process's lease."""
+        await self.db.write("UPDATE processes SET heartbeat_at = ? WHERE id = ?",
+                            (time.time(), self.owner))
+
+    async def unregister(self) -> None:
+        """Give up the lease on a clean stop: the next process takes the jobs over."""
+        await self.db.write("DELETE FROM processes WHERE id = ?", (self.owner,))
+
+    async def claim_orphans(self) -> int:
+        """Take over the unfinished jobs of processes that are gone (running ones go back to
+        queued); jobs of processes still alive are left alone. Returns how many were taken."""
+        async with self.db.transaction() as conn:
+            rows = await conn.execute_fetchall("SELECT id, pid, host, heartbeat_at FROM processes")
+            gone = [row["id"] for row in rows if row["id"] != self.owner and not _alive(row)]
+            for process_id in gone:
+                await conn.execute("DELETE FROM processes WHERE id = ?", (process_id,))
+            cursor = await conn.execute(
+                "UPDATE jobs SET owner = ?, state = ? WHERE state IN (?, ?) AND (owner IS NULL "
+                "OR owner NOT IN (SELECT id FROM processes))",
+                (self.owner, JobState.QUEUED.value, *_UNFINISHED),
+            )
+            return cursor.rowcount
 
     async def undelivered(self, platform: str) -> list[Job]:
         """Finished jobs whose result never reached the chat (a crash between the two)."""
@@ -65,22 +110,15 @@ class JobRepository:
         return int(rows[0][0])
 
     async def mark_running(self, job_id: str, backend: str) -> Job | None:
-        """queued -> running; the updated job, or None if it was cancelled or finished."""
+        """queued -> running for a job this process owns; None if it was cancelled, finished,
+        or taken over by another process."""
         rows = await self.db.write_returning(
             "UPDATE jobs SET state = ?, backend = ?, attempts = attempts + 1, started_at = ? "
-            "WHERE id = ? AND state IN (?, ?) RETURNING *",
-            (JobState.RUNNING.value, backend, time.time(), job_id, *_UNFINISHED),
+            "WHERE id = ? AND state = ? AND owner = ? RETURNING *",
+            (JobState.RUNNING.value, backend, time.time(), job_id, JobState.QUEUED.value,
+             self.owner),
         )
         return self._job(rows[0]) if rows else None
-
-    async def requeue_running(self) -> int:
-        """After a crash: running jobs go back to queued (they will run again)."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE jobs SET state = ? WHERE state = ?",
-                (JobState.QUEUED.value, JobState.RUNNING.value),
-            )
-            return cursor.rowcount
 
     async def finish(
         self,
@@ -170,3 +208,16 @@ class JobRepository:
             deleted=bool(row["deleted"]),
             backend_seconds=row["backend_seconds"],
         )
+
+
+def _alive(process: aiosqlite.Row) -> bool:
+    """A process on this host is alive while its pid is; elsewhere, while it beats."""
+    if process["host"] != socket.gethostname():
+        return bool(time.time() - process["heartbeat_at"] < STALE_AFTER_S)
+    try:
+        os.kill(process["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.app import build_service
 from bot.core.fair_queue import FairQueue
-from bot.core.jobs import JobDone, JobQueued
+from bot.core.jobs import JobQueued, JobRunning
 from tests.helpers import Recorder, actor, target
 
 
@@ -52,8 +52,8 @@ async def test_a_second_users_job_overtakes_the_first_users_backlog(settings_for
     await service.start()
     try:
         await recorder.wait_final(bobs.id)
-        finished = [e.job.id for e in recorder.events if isinstance(e, JobDone)]
-        assert finished.index(bobs.id) == 1
+        started = [e.job.id for e in recorder.events if isinstance(e, JobRunning)]
+        assert started.index(bobs.id) == 1  # served second, right after alice's first
     finally:
         await service.stop()
 

@@ -106,3 +106,51 @@ async def test_a_listener_that_registers_after_start_hears_where_resumed_jobs_wa
         assert heard >= {j.id for j in jobs[1:]}
     finally:
         await second.stop()
+
+
+async def test_a_process_starting_beside_a_live_one_leaves_its_jobs_alone(
+    settings_for, fake_segmind
+):
+    settings = settings_for(segmind={"concurrency": 1})
+    fake_segmind.latency_s = 0.3
+    first = await build_service(settings)
+    recorder = Recorder(first)
+    await first.start()
+    jobs = [await first.imagine(actor(), f"fox {i}", None, target()) for i in range(3)]
+    beside = await build_service(settings)
+    await beside.start()
+    try:
+        assert beside.dispatcher.queue_depth() == {"segmind": 0}
+        for job in jobs:
+            assert isinstance(await recorder.wait_final(job.id), JobDone)
+        assert len(fake_segmind.requests) == 3  # each generated once, by its owner
+    finally:
+        await beside.stop()
+        await first.stop()
+
+
+async def test_the_jobs_of_a_crashed_process_are_taken_over_at_the_next_start(
+    settings_for, fake_segmind
+):
+    settings = settings_for(segmind={"concurrency": 1})
+    fake_segmind.latency_s = 5.0
+    crashed = await build_service(settings)
+    await crashed.start()
+    job = await crashed.imagine(actor(), "a red fox", None, target())
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    # As if kill -9 hit it: the lease stays behind with a pid that no longer exists.
+    await crashed.db.write("UPDATE processes SET pid = ? WHERE id = ?",
+                           (gone.pid, crashed.jobs.owner))
+    await crashed.dispatcher.stop()  # its workers vanish with it, without giving up the lease
+    fake_segmind.latency_s = 0.0
+
+    successor = await build_service(settings)
+    recorder = Recorder(successor)
+    await successor.start()
+    try:
+        assert isinstance(await recorder.wait_final(job.id), JobDone)
+        assert (await successor.jobs.get(job.id)).state is JobState.DONE
+    finally:
+        await successor.stop()
+        await crashed.db.close()

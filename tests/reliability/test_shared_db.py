@@ -125,14 +125,6 @@ async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     assert timeout[0] >= 5000  # milliseconds a writer waits for the other process's lock
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/core/dispatcher.py:105-106 Dispatcher.start() calls jobs.requeue_running() and "
-    "jobs.unfinished() (bot/store/jobs_repo.py), which take every unfinished job in the file, "
-    "the other live process's included; JobRepository.mark_running() (jobs_repo.py:71) also "
-    "accepts a job that is already 'running'. So a process that restarts beside a live one "
-    "runs that one's jobs again (paid twice at the backend) and, when it finishes first, the "
-    "owner's mark_running "
-    "skips the job and nobody posts the result until the owner restarts."))
 async def test_restarting_one_process_leaves_the_other_processs_jobs_alone(tmp_path):
     data = tmp_path / "data"
     async with FakeSegmind(api_key=KEY, latency_s=1.0) as segmind, \
