@@ -112,22 +112,25 @@ class Delivery:
         job = event.job
         interaction = self._forget(job.id)
         message: discord.Message | None = None
+        followed_up = False
         if interaction is not None and token_valid(job.target):
             try:
                 message = await interaction.followup.send(wait=True, **self._result(event))
+                followed_up = True
             except discord.HTTPException as error:
                 log.warning("follow-up for job %s failed (HTTP %s); sending to the channel",
                             job.id, error.status)
-            else:
-                await self._edit_progress(job, progress_text(event), interaction)
         if message is None:
             message = await self._send(job.target, **self._result(event))
             if message is None:
                 return
+        # Marked at once: a crash from here on must not post the images a second time.
+        await self.service.mark_delivered(job.id)
+        if followed_up:
+            await self._edit_progress(job, progress_text(event), interaction)
         self._last_edit.pop(job.id, None)
         await self.service.update_target(  # later rerolls reply to the result itself
             job.id, dataclasses.replace(job.target, message_id=str(message.id)))
-        await self.service.mark_delivered(job.id)
 
     def _result(self, event: JobDone) -> dict[str, Any]:
         job = event.job

@@ -127,4 +127,6 @@ def info_embed(job: Job, variation: str) -> discord.Embed:
 
 
 def _clip(text: str, limit: int) -> str:
+    """The user's text as plain text (no markdown, no masked links), cut to `limit`."""
+    text = discord.utils.escape_markdown(text, ignore_links=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -208,3 +208,13 @@ async def test_an_unexpected_failure_reaches_the_user_as_a_plain_sentence_and_th
     text = notice.payload["content"]
     assert "Traceback" not in text and "\n" not in text and text.endswith(".")
     assert any(record.exc_info for record in caplog.records if record.levelno >= logging.ERROR)
+
+
+async def test_markdown_in_a_prompt_is_shown_as_plain_text_in_the_result(bot, fake_discord):
+    sent = await fake_discord.slash("imagine", by=ANN,
+                                    prompt="[click me](https://evil.example) **bold** a fox")
+    result = await fake_discord.wait_for("followup", token=sent.token)
+
+    description = result.payload["embeds"][0]["description"]
+    assert "\\[click me](" in description  # an escaped bracket: no masked link
+    assert "\\*\\*bold\\*\\*" in description
