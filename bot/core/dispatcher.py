@@ -47,6 +47,17 @@ class DispatchPolicy:
         return delay
 
 
+def worth_announcing(last: int | None, position: int) -> bool:
+    """Whether a waiting job should hear its new place: always within the first ten, further
+    back only once it moved by a tenth. This bounds progress edits (and the chat API calls
+    behind them) to about log(queue length) per job instead of one per job and tick."""
+    if last is None:
+        return True
+    if last == position:
+        return False
+    return position <= 10 or abs(last - position) >= max(1, last // 10)
+
+
 class _Lane:
     """One backend's fair queue, its workers, and its measured seconds per job."""
 
@@ -313,12 +324,12 @@ class Dispatcher:
         return tuple(paths)
 
     async def _report_positions(self) -> None:
-        """Every few seconds, tell waiting jobs whose place in the queue changed."""
+        """Every few seconds, tell waiting jobs whose place in the queue changed enough."""
         while True:
             await asyncio.sleep(self.policy.progress_interval_s)
             for lane in self._lanes.values():
                 for job_id, position in lane.queue.positions().items():
-                    if lane.last_positions.get(job_id) == position:
+                    if not worth_announcing(lane.last_positions.get(job_id), position):
                         continue
                     lane.last_positions[job_id] = position
                     job = self._jobs.get(job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.app import build_service
+from bot.core.dispatcher import worth_announcing
 from bot.core.fair_queue import FairQueue
 from bot.core.jobs import JobQueued, JobRunning
 from tests.helpers import Recorder, actor, target
@@ -72,3 +73,13 @@ async def test_waiting_jobs_hear_their_new_position_as_the_queue_moves(settings_
         assert all(e.eta_s > 0 for e in recorder.events if isinstance(e, JobQueued))
     finally:
         await service.stop()
+
+
+def test_a_place_within_the_first_ten_is_always_announced():
+    assert worth_announcing(4, 3) and worth_announcing(11, 10) and worth_announcing(None, 500)
+
+
+def test_far_back_a_place_is_announced_only_once_it_moved_by_a_tenth():
+    assert not worth_announcing(500, 460) and worth_announcing(500, 450)
+    assert not worth_announcing(30, 28) and worth_announcing(30, 27)
+    assert not worth_announcing(7, 7)
