@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -11,11 +10,8 @@ import pytest
 from discord.gateway import DiscordWebSocket
 from pydantic import SecretStr
 
-from bot.app import build_service
-from bot.chat.discord import DiscordAdapter
-from bot.chat.slack import SlackAdapter
 from bot.config import Settings
-from bot.core.service import ImagineService
+from tests.chat.running import Bot, bots
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
@@ -41,22 +37,7 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
         yield fake
 
 
-@dataclass
-class RunningBot:
-    """A started service and the adapter in front of it."""
-
-    service: ImagineService
-    adapter: Any
-    stopped: bool = False
-
-    async def stop(self) -> None:
-        """Stop the service (its last deliveries finish), then the adapter."""
-        if not self.stopped:
-            self.stopped = True
-            await self.service.stop()
-            await self.adapter.close()
-
-
+RunningBot = Bot[Any]
 StartBot = Callable[..., Awaitable[RunningBot]]
 
 
@@ -64,34 +45,22 @@ StartBot = Callable[..., Awaitable[RunningBot]]
 async def discord_bot(settings_for: Callable[..., Settings], fake_discord: FakeDiscord
                       ) -> AsyncIterator[StartBot]:
     """discord_bot(**sections) -> a service and a Discord adapter on the fakes, stopped after."""
-    bots: list[RunningBot] = []
-
     async def start(**sections: Any) -> RunningBot:
         extra = sections.pop("discord", {})
         settings = settings_for(discord={"api_base_url": fake_discord.api_base_url,
                                          "gateway_url": fake_discord.gateway_url, **extra},
                                 **sections)
         settings = settings.model_copy(update={"discord_token": SecretStr(DISCORD_TOKEN)})
-        service = await build_service(settings)
-        await service.start()
-        adapter = DiscordAdapter(service, settings, progress_interval_s=0.5,
-                                 guild_ready_timeout_s=0.05)
-        bot = RunningBot(service, adapter)
-        bots.append(bot)
-        await adapter.start(ready_within_s=10)
-        return bot
+        return await started.discord(settings, progress_interval_s=0.5)
 
-    yield start
-    for bot in reversed(bots):
-        await bot.stop()
+    async with bots() as started:
+        yield start
 
 
 @pytest.fixture
 async def slack_bot(settings_for: Callable[..., Settings], fake_slack: FakeSlack
                     ) -> AsyncIterator[StartBot]:
     """slack_bot(mode="socket"|"http", **sections) -> a service and a Slack adapter on the fakes."""
-    bots: list[RunningBot] = []
-
     async def start(mode: str = "socket", **sections: Any) -> RunningBot:
         extra = sections.pop("slack", {})
         settings = settings_for(slack={"api_base_url": fake_slack.base_url, **extra}, **sections)
@@ -100,16 +69,8 @@ async def slack_bot(settings_for: Callable[..., Settings], fake_slack: FakeSlack
         if mode == "socket":
             secrets["slack_app_token"] = SecretStr(APP_TOKEN)
         settings = settings.model_copy(update=secrets)
-        service = await build_service(settings)
-        adapter = SlackAdapter(service, settings, http_host="127.0.0.1", http_port=0,
-                               update_interval_s=0.05)
-        await adapter.start()
-        await service.start()
-        bot = RunningBot(service, adapter)
-        bots.append(bot)
-        return bot
+        return await started.slack(settings)
 
-    yield start
-    for bot in reversed(bots):
-        await bot.stop()
+    async with bots() as started:
+        yield start
 

@@ -10,10 +10,10 @@ import pytest
 from discord.gateway import DiscordWebSocket
 from pydantic import SecretStr
 
-from bot.app import build_service
 from bot.chat.discord import DiscordAdapter
 from bot.config import Settings
 from tests.chat.running import Bot as RunningBot
+from tests.chat.running import bots
 from tests.fakes.discord import MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord, FakeUser
 
 BOT_TOKEN = "fake-bot-token-7d1e.secret"
@@ -59,22 +59,11 @@ StartBot = Callable[..., Awaitable[Bot]]
 @pytest.fixture
 async def start_bot(discord_settings: Callable[..., Settings]) -> AsyncIterator[StartBot]:
     """start_bot(settings=None) -> a started Bot, stopped after the test."""
-    bots: list[Bot] = []
+    async with bots() as started:
+        async def start(settings: Settings | None = None, **options: Any) -> Bot:
+            return await started.discord(settings or discord_settings(), **options)
 
-    async def start(settings: Settings | None = None, **options: Any) -> Bot:
-        settings = settings or discord_settings()
-        service = await build_service(settings)
-        await service.start()
-        options = {"guild_ready_timeout_s": 0.05, **options}
-        adapter = DiscordAdapter(service, settings, **options)
-        bot = Bot(service, adapter)
-        bots.append(bot)
-        await adapter.start(ready_within_s=10)
-        return bot
-
-    yield start
-    for bot in reversed(bots):
-        await bot.stop()
+        yield start
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.app import build_service
 from bot.chat.slack import SlackAdapter
 from bot.config import Settings
 from bot.core.jobs import Job
 from tests.chat.running import Bot as RunningBot
+from tests.chat.running import bots
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack, Message
 
 ANN, BOB, ADA, OLGA = "U0ANN", "U0BOB", "U0ADA", "U0OLGA"
@@ -56,23 +56,11 @@ StartBot = Callable[..., Awaitable[Bot]]
 @pytest.fixture
 async def start_bot(slack_settings: Callable[..., Settings]) -> AsyncIterator[StartBot]:
     """start_bot(settings=None, **adapter_options) -> a started Bot, stopped after the test."""
-    bots: list[Bot] = []
+    async with bots() as started:
+        async def start(settings: Settings | None = None, **options: Any) -> Bot:
+            return await started.slack(settings or slack_settings(), **options)
 
-    async def start(settings: Settings | None = None, **options: Any) -> Bot:
-        settings = settings or slack_settings()
-        service = await build_service(settings)
-        options = {"http_host": "127.0.0.1", "http_port": 0, "update_interval_s": 0.05,
-                   **options}
-        adapter = SlackAdapter(service, settings, **options)
-        await adapter.start()
-        await service.start()
-        bot = Bot(service, adapter)
-        bots.append(bot)
-        return bot
-
-    yield start
-    for bot in reversed(bots):
-        await bot.stop()
+        yield start
 
 
 @pytest.fixture
