@@ -13,7 +13,7 @@ $(VENV)/bin/python:
 	$(PIP) install --quiet --upgrade pip
 
 $(VENV)/.installed-bot: $(VENV)/bin/python pyproject.toml
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-all: $(VENV)/bin/python pyproject.toml
