@@ -92,8 +92,12 @@ def test_chromas_default_schedule_is_beta(worker: Served, engine: Any) -> None:
     assert _scheduler_of(engine, "chroma").config.use_beta_sigmas is True
 
 
-@pytest.mark.skipif(importlib.util.find_spec("scipy") is not None, reason="scipy is installed")
-def test_without_scipy_chromas_default_beta_is_refused_naming_scipy(worker: Served) -> None:
+def test_without_scipy_chromas_default_beta_is_refused_naming_scipy(
+    worker: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # as on a worker without scipy
+                        lambda name, *a: None if name == "scipy" else real_find_spec(name, *a))
     response = worker.post("chroma", {"prompt": "a fox", "width": 768, "height": 768})
 
     assert response.status_code == 400
