@@ -92,16 +92,11 @@ def test_chromas_default_schedule_is_beta(worker: Served, engine: Any) -> None:
     assert _scheduler_of(engine, "chroma").config.use_beta_sigmas is True
 
 
-def test_without_scipy_chromas_default_beta_is_refused_naming_scipy(
-    worker: Served, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",  # as on a worker without scipy
-                        lambda name, *a: None if name == "scipy" else real_find_spec(name, *a))
-    response = worker.post("chroma", {"prompt": "a fox", "width": 768, "height": 768})
+def test_without_scipy_chromas_default_beta_is_refused_naming_scipy() -> None:
+    table = table_for("chroma", installed=lambda package: package != "scipy")
 
-    assert response.status_code == 400
-    assert "'beta' needs the scipy package" in response.json()["error"]
+    with pytest.raises(SamplerError, match="'beta' needs the scipy package"):
+        resolve(table, None, None, default_sampler="euler", default_schedule="beta")
 
 
 @pytest.mark.parametrize(("sampler", "class_name"), KOLORS_CASES)
