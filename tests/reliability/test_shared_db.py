@@ -47,6 +47,20 @@ def final_followups(fake: FakeDiscord) -> dict[str, str]:
     return out
 
 
+def discord_and_slack(tmp_path: Path, segmind: FakeSegmind, discord_: FakeDiscord,
+                      slack: FakeSlack, discord_settings: dict[str, str],
+                      slack_settings: dict[str, str]) -> tuple[BotProcess, BotProcess]:
+    """A Discord bot process and a Slack bot process on one data folder (not yet started)."""
+    data = tmp_path / "data"
+    discord_bot = BotProcess(bot_env(data, segmind_url=segmind.base_url, segmind_key=KEY,
+                                     discord=discord_, settings=discord_settings),
+                             tmp_path / "discord.log")
+    slack_bot = BotProcess(bot_env(data, segmind_url=segmind.base_url, segmind_key=KEY,
+                                   slack=slack, settings=slack_settings),
+                           tmp_path / "slack.log", ready_line=SLACK_READY)
+    return discord_bot, slack_bot
+
+
 async def test_two_processes_spending_one_account_give_exactly_the_allowance(tmp_path):
     data = tmp_path / "data"
     async with FakeSegmind(api_key=KEY, latency_s=0.05) as segmind, \
@@ -81,12 +95,8 @@ async def test_a_discord_and_a_slack_process_on_one_file_keep_both_workspaces_ex
     users = {f"U0SLACK{i}": {"name": f"s{i}"} for i in range(3)}
     async with FakeSegmind(api_key=KEY, latency_s=0.05) as segmind, \
             FakeDiscord(token="token-d") as discord_, FakeSlack(users=users) as slack:
-        discord_bot = BotProcess(bot_env(data, segmind_url=segmind.base_url, segmind_key=KEY,
-                                         discord=discord_, settings=settings(allowance=4)),
-                                 tmp_path / "discord.log")
-        slack_bot = BotProcess(bot_env(data, segmind_url=segmind.base_url, segmind_key=KEY,
-                                       slack=slack, settings=settings(allowance=4)),
-                               tmp_path / "slack.log", ready_line=SLACK_READY)
+        discord_bot, slack_bot = discord_and_slack(tmp_path, segmind, discord_, slack,
+                                                   settings(allowance=4), settings(allowance=4))
         await asyncio.gather(discord_bot.start(), slack_bot.start())
         members = [FakeUser(2_100_000 + i, f"d{i}") for i in range(3)]
         try:
@@ -126,15 +136,10 @@ async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
 
 
 async def test_restarting_one_process_leaves_the_other_processs_jobs_alone(tmp_path):
-    data = tmp_path / "data"
     async with FakeSegmind(api_key=KEY, latency_s=1.0) as segmind, \
             FakeDiscord(token="token-d") as discord_, FakeSlack() as slack:
-        discord_bot = BotProcess(bot_env(data, segmind_url=segmind.base_url, segmind_key=KEY,
-                                         discord=discord_, settings=settings(concurrency=1)),
-                                 tmp_path / "discord.log")
-        slack_bot = BotProcess(bot_env(data, segmind_url=segmind.base_url, segmind_key=KEY,
-                                       slack=slack, settings=settings(concurrency=6)),
-                               tmp_path / "slack.log", ready_line=SLACK_READY)
+        discord_bot, slack_bot = discord_and_slack(tmp_path, segmind, discord_, slack,
+                                                   settings(concurrency=1), settings(concurrency=6))
         await asyncio.gather(discord_bot.start(), slack_bot.start())
         try:
             for i in range(6):
