@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from bot.core.errors import (
 from bot.core.events import EventBus, Listener
 from bot.core.fair_queue import FairQueue
 from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning, JobState
+from bot.core.quota import QuotaStatus
 from bot.core.routing import Router
 from bot.store.db import Database
 from bot.store.jobs_repo import HEARTBEAT_S, JobRepository
@@ -164,10 +166,13 @@ class Dispatcher:
         if lane is None or not lane.queue.remove(job.id):
             raise ImagineError("That job is already running or finished; it cannot be cancelled.")
         self._jobs.pop(job.id, None)
-        async with self.db.transaction() as conn:
-            if await self.jobs.finish(conn, job.id, JobState.CANCELLED, error="cancelled",
-                                      refunded=True):
-                await self.quota.refund(conn, job.id)
+
+        def cancel(conn: sqlite3.Connection) -> None:
+            if self.jobs.finish(conn, job.id, JobState.CANCELLED, error="cancelled",
+                                refunded=True):
+                self.quota.refund(conn, job.id)
+
+        await self.db.transaction(cancel)
         cancelled = await self.jobs.get(job.id) or job
         self.bus.emit(JobFailed(cancelled, "Cancelled. Your credits were refunded.", True))
         return cancelled
@@ -232,9 +237,10 @@ class Dispatcher:
 
     async def _run(self, lane: _Lane, job: Job) -> Coroutine[Any, Any, None] | None:
         """Hold the backend slot for one call; returns the work that finishes the job."""
-        running = await self.jobs.mark_running(job.id, lane.backend.name)
+        taken_at = time.time()
+        running = await self.jobs.mark_running(job.id, lane.backend.name, taken_at)
         if running is None:
-            return None  # cancelled meanwhile
+            return None  # cancelled, finished or taken over meanwhile
         self.bus.emit(JobRunning(running))
         started = time.monotonic()
         try:
@@ -257,19 +263,22 @@ class Dispatcher:
     async def _finish(self, lane: _Lane, running: Job, result: GenerationResult,
                       seconds: float) -> None:
         """Save the images, mark the job done and charge it, in one transaction."""
-        paths = await asyncio.to_thread(self._save, running, result)
         actor = running.actor
-        async with self.db.transaction() as conn:
-            finished = await self.jobs.finish(conn, running.id, JobState.DONE, images=paths,
-                                              backend_seconds=seconds)
-            if finished:
-                await self.quota.commit(conn, running.id)
-                if result.remaining_credits is not None:
-                    await self.jobs.record_credits(conn, lane.backend.name,
-                                                   result.remaining_credits)
-                status = await self.quota.status_in(conn, actor.scope, actor.user_id,
-                                                    is_admin=actor.is_admin)
-        if not finished:
+        paths = self._paths(running, result)
+
+        def charge(conn: sqlite3.Connection) -> QuotaStatus | None:
+            self._save(paths, result)
+            if not self.jobs.finish(conn, running.id, JobState.DONE, images=paths,
+                                    backend_seconds=seconds):
+                return None  # already final (cancelled or failed meanwhile)
+            self.quota.commit(conn, running.id)
+            if result.remaining_credits is not None:
+                self.jobs.record_credits(conn, lane.backend.name, result.remaining_credits)
+            return self.quota.status_in(conn, actor.scope, actor.user_id,
+                                        is_admin=actor.is_admin)
+
+        status = await self.db.transaction(charge)
+        if status is None:
             return
         done = dataclasses.replace(running, state=JobState.DONE, images=paths,
                                    finished_at=time.time(), backend_seconds=seconds)
@@ -296,14 +305,17 @@ class Dispatcher:
                 raise
 
     async def _fail(self, job: Job, error: ImagineError) -> None:
+
+        def refund(conn: sqlite3.Connection) -> bool:
+            refunded = self.quota.refund(conn, job.id)
+            error.refunded = refunded
+            if not self.jobs.finish(conn, job.id, JobState.FAILED, error=error.sentence(),
+                                    refunded=refunded):
+                raise _AlreadyFinished()  # roll the refund back: the job was already final
+            return refunded
+
         try:
-            async with self.db.transaction() as conn:
-                refunded = await self.quota.refund(conn, job.id)
-                error.refunded = refunded
-                finished = await self.jobs.finish(conn, job.id, JobState.FAILED,
-                                                  error=error.sentence(), refunded=refunded)
-                if not finished:
-                    raise _AlreadyFinished()  # roll the refund back: the job was already final
+            refunded = await self.db.transaction(refund)
         except _AlreadyFinished:
             return
         log.info("job %s failed: %s (%s)", job.id, type(error).__name__,
@@ -311,17 +323,17 @@ class Dispatcher:
         failed = await self.jobs.get(job.id) or job
         self.bus.emit(JobFailed(failed, error.sentence(), refunded))
 
-    def _save(self, job: Job, result: GenerationResult) -> tuple[Path, ...]:
+    def _paths(self, job: Job, result: GenerationResult) -> tuple[Path, ...]:
         folder = self.data_dir / "images" / job.id
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for index, image in enumerate(result.images):
-            path = folder / f"{index + 1}-{image.seed}.{image.extension}"
+        return tuple(folder / f"{index + 1}-{image.seed}.{image.extension}"
+                     for index, image in enumerate(result.images))
+
+    def _save(self, paths: tuple[Path, ...], result: GenerationResult) -> None:
+        for path, image in zip(paths, result.images, strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")
             tmp.write_bytes(image.data)
             tmp.replace(path)  # atomic: a crash never leaves half an image behind
-            paths.append(path)
-        return tuple(paths)
 
     async def _report_positions(self) -> None:
         """Every few seconds, tell waiting jobs whose place in the queue changed enough."""
@@ -352,3 +364,4 @@ class Dispatcher:
 
 class _AlreadyFinished(Exception):
     """Raised inside a transaction to roll it back when the job was already final."""
+

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import secrets
 import shutil
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -217,19 +218,22 @@ class ImagineService:
             created_at=time.time(), backend=backend.name,
             parent_id=parent.id if parent else None, action=action,
         )
-        async with self.db.transaction() as conn:  # the charge and the job row land together
+
+        def store(conn: sqlite3.Connection) -> None:  # the charge and the job row land together
             # Counted inside the transaction, so requests arriving together (from any
             # process) cannot all slip under the cap.
-            waiting = await self.jobs.count_queued(conn, actor.scope, actor.user_id)
+            waiting = self.jobs.count_queued(conn, actor.scope, actor.user_id)
             if waiting >= self.settings.max_queued_per_user:
                 raise QueueFull(
                     f"You already have {waiting} images waiting (the limit is "
                     f"{self.settings.max_queued_per_user}); wait for one to finish. "
                     "Nothing was charged."
                 )
-            await self.quota.reserve(conn, scope=actor.scope, user_id=actor.user_id,
-                                     credits=job.cost, job_id=job.id, is_admin=actor.is_admin)
-            await self.jobs.insert(conn, job)
+            self.quota.reserve(conn, scope=actor.scope, user_id=actor.user_id,
+                               credits=job.cost, job_id=job.id, is_admin=actor.is_admin)
+            self.jobs.insert(conn, job)
+
+        await self.db.transaction(store)
         log.info("job %s queued: %s by %s/%s on %s, %d credits", job.id, request.summary(),
                  actor.scope, actor.user_id, backend.name, job.cost)
         self.dispatcher.enqueue(job)

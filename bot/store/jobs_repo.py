@@ -6,12 +6,11 @@ import dataclasses
 import json
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from bot.core.jobs import Actor, Job, JobState, ReplyTarget
 from bot.core.request import ImagineRequest
@@ -35,9 +34,9 @@ class JobRepository:
         self.data_dir = data_dir
         self.owner = uuid.uuid4().hex[:12]  # this process
 
-    async def insert(self, conn: aiosqlite.Connection, job: Job) -> None:
+    def insert(self, conn: sqlite3.Connection, job: Job) -> None:
         """Write a new job row inside the caller's transaction."""
-        await conn.execute(
+        conn.execute(
             "INSERT INTO jobs (id, state, platform, scope, user_id, actor, request, target, cost, "
             "backend, parent_id, action, created_at, owner) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -80,49 +79,51 @@ class JobRepository:
     async def claim_orphans(self) -> int:
         """Take over the unfinished jobs of processes that are gone (running ones go back to
         queued); jobs of processes still alive are left alone. Returns how many were taken."""
-        async with self.db.transaction() as conn:
-            rows = await conn.execute_fetchall("SELECT id, pid, host, heartbeat_at FROM processes")
+        def claim(conn: sqlite3.Connection) -> int:
+            rows = conn.execute("SELECT id, pid, host, heartbeat_at FROM processes").fetchall()
             gone = [row["id"] for row in rows if row["id"] != self.owner and not _alive(row)]
             for process_id in gone:
-                await conn.execute("DELETE FROM processes WHERE id = ?", (process_id,))
-            cursor = await conn.execute(
+                conn.execute("DELETE FROM processes WHERE id = ?", (process_id,))
+            cursor = conn.execute(
                 "UPDATE jobs SET owner = ?, state = ? WHERE state IN (?, ?) AND (owner IS NULL "
                 "OR owner NOT IN (SELECT id FROM processes))",
                 (self.owner, JobState.QUEUED.value, *_UNFINISHED),
             )
             return cursor.rowcount
 
+        return await self.db.transaction(claim)
+
     async def undelivered(self, platform: str) -> list[Job]:
         """Finished jobs whose result never reached the chat (a crash between the two)."""
-        cursor = await self.db.conn.execute(
+        rows = await self.db.read(
             "SELECT * FROM jobs WHERE platform = ? AND delivered = 0 AND state IN (?, ?) "
             "ORDER BY created_at",
             (platform, JobState.DONE.value, JobState.FAILED.value),
         )
-        return [self._job(row) for row in await cursor.fetchall()]
+        return [self._job(row) for row in rows]
 
-    async def count_queued(self, conn: aiosqlite.Connection, scope: str, user_id: str) -> int:
+    def count_queued(self, conn: sqlite3.Connection, scope: str, user_id: str) -> int:
         """How many jobs the user has waiting or running (inside the caller's transaction)."""
-        rows = list(await conn.execute_fetchall(
+        row = conn.execute(
             "SELECT COUNT(*) FROM jobs WHERE scope = ? AND user_id = ? AND state IN (?, ?)",
             (scope, user_id, *_UNFINISHED),
-        ))
-        return int(rows[0][0])
+        ).fetchone()
+        return int(row[0])
 
-    async def mark_running(self, job_id: str, backend: str) -> Job | None:
-        """queued -> running for a job this process owns; None if it was cancelled, finished,
-        or taken over by another process."""
+    async def mark_running(self, job_id: str, backend: str, started_at: float) -> Job | None:
+        """queued -> running (since `started_at`, when a backend slot took it) for a job this
+        process owns; None if it was cancelled, finished, or taken over by another process."""
         rows = await self.db.write_returning(
             "UPDATE jobs SET state = ?, backend = ?, attempts = attempts + 1, started_at = ? "
             "WHERE id = ? AND state = ? AND owner = ? RETURNING *",
-            (JobState.RUNNING.value, backend, time.time(), job_id, JobState.QUEUED.value,
+            (JobState.RUNNING.value, backend, started_at, job_id, JobState.QUEUED.value,
              self.owner),
         )
         return self._job(rows[0]) if rows else None
 
-    async def finish(
+    def finish(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         job_id: str,
         state: JobState,
         *,
@@ -132,7 +133,7 @@ class JobRepository:
         backend_seconds: float | None = None,
     ) -> bool:
         """Move an unfinished job to a final state once; False if it was already final."""
-        cursor = await conn.execute(
+        cursor = conn.execute(
             "UPDATE jobs SET state = ?, images = ?, error = ?, refunded = ?, finished_at = ?, "
             "backend_seconds = COALESCE(?, backend_seconds) WHERE id = ? AND state IN (?, ?)",
             (state.value, json.dumps([str(p) for p in images]), error, int(refunded), time.time(),
@@ -159,10 +160,9 @@ class JobRepository:
         """Forget a job's image files (retention); the job and its buttons stay."""
         await self.db.write("UPDATE jobs SET images = '[]' WHERE id = ?", (job_id,))
 
-    async def record_credits(self, conn: aiosqlite.Connection, backend: str,
-                             remaining: float) -> None:
+    def record_credits(self, conn: sqlite3.Connection, backend: str, remaining: float) -> None:
         """Remember a backend's last x-remaining-credits (doctor runs in another process)."""
-        await conn.execute(
+        conn.execute(
             "INSERT INTO backend_status (name, remaining_credits, seen_at) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET remaining_credits = excluded.remaining_credits, "
             "seen_at = excluded.seen_at",
@@ -171,20 +171,19 @@ class JobRepository:
 
     async def last_credits(self, backend: str) -> tuple[float, float] | None:
         """(remaining credits, unix time seen) for a backend, if ever seen."""
-        cursor = await self.db.conn.execute(
+        rows = await self.db.read(
             "SELECT remaining_credits, seen_at FROM backend_status WHERE name = ?", (backend,)
         )
-        row = await cursor.fetchone()
-        return (row[0], row[1]) if row and row[0] is not None else None
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] is not None else None
 
     async def expired_images(self, before: float) -> list[Job]:
         """Finished jobs older than `before` that still hold image files."""
-        cursor = await self.db.conn.execute(
+        rows = await self.db.read(
             "SELECT * FROM jobs WHERE finished_at < ? AND images <> '[]'", (before,)
         )
-        return [self._job(row) for row in await cursor.fetchall()]
+        return [self._job(row) for row in rows]
 
-    def _job(self, row: aiosqlite.Row) -> Job:
+    def _job(self, row: sqlite3.Row) -> Job:
         actor: dict[str, Any] = json.loads(row["actor"])
         target: dict[str, Any] = json.loads(row["target"])
         return Job(
@@ -210,7 +209,7 @@ class JobRepository:
         )
 
 
-def _alive(process: aiosqlite.Row) -> bool:
+def _alive(process: sqlite3.Row) -> bool:
     """A process on this host is alive while its pid is; elsewhere, while it beats."""
     if process["host"] != socket.gethostname():
         return bool(time.time() - process["heartbeat_at"] < STALE_AFTER_S)

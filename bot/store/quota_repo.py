@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import aiosqlite
 
 from bot.core.errors import InsufficientCredits, UserBlocked
 from bot.core.quota import Period, QuotaStatus, period_end, period_start
@@ -51,9 +50,9 @@ class QuotaRepository:
         self.db = db
         self.defaults = defaults
 
-    async def reserve(
+    def reserve(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         *,
         scope: str,
         user_id: str,
@@ -63,20 +62,20 @@ class QuotaRepository:
         now: datetime | None = None,
     ) -> Reservation:
         """Hold `credits` inside the caller's transaction, or raise InsufficientCredits."""
-        account = await self._account(conn, scope, user_id, now or datetime.now(UTC))
+        account = self._account(conn, scope, user_id, now or datetime.now(UTC))
         if account.blocked:
             raise UserBlocked()
-        await self._roll(conn, scope, user_id, account)
+        self._roll(conn, scope, user_id, account)
         start = account.start
         if account.allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited):
-            await self._ledger(conn, scope, user_id, job_id, "reserve", credits, 0, 0, start,
-                               "unlimited")
+            self._ledger(conn, scope, user_id, job_id, "reserve", credits, 0, 0, start,
+                         "unlimited")
             return Reservation(job_id, credits, unlimited=True)
         from_allowance = min(credits, max(account.allowance - account.used, 0))
         from_grant = credits - from_allowance
         # One conditional UPDATE: it only applies if nothing changed since the read and the
         # balance still covers the cost, so the balance can never go negative.
-        cursor = await conn.execute(
+        cursor = conn.execute(
             "UPDATE quota_accounts SET used = used + ?, granted = granted - ? "
             "WHERE scope = ? AND user_id = ? AND used = ? AND granted = ? AND blocked = 0 "
             "AND granted >= ?",
@@ -90,13 +89,13 @@ class QuotaRepository:
                 f"That costs {credits} credits and you have {balance} left; your allowance "
                 f"resets {resets:%Y-%m-%d %H:%M} UTC. Nothing was charged."
             )
-        await self._ledger(conn, scope, user_id, job_id, "reserve", credits,
-                           from_allowance, from_grant, start, None)
+        self._ledger(conn, scope, user_id, job_id, "reserve", credits,
+                     from_allowance, from_grant, start, None)
         return Reservation(job_id, credits, unlimited=False)
 
-    async def commit(self, conn: aiosqlite.Connection, job_id: str) -> None:
+    def commit(self, conn: sqlite3.Connection, job_id: str) -> None:
         """Turn a job's reservation into a charge (inside the caller's transaction)."""
-        await conn.execute(
+        conn.execute(
             "INSERT INTO ledger (at, scope, user_id, job_id, kind, credits, period_start, note) "
             "SELECT ?, scope, user_id, job_id, 'commit', credits, period_start, note "
             "FROM ledger WHERE job_id = ? AND kind = 'reserve' AND NOT EXISTS "
@@ -104,39 +103,40 @@ class QuotaRepository:
             (time.time(), job_id, job_id),
         )
 
-    async def refund(self, conn: aiosqlite.Connection, job_id: str) -> bool:
+    def refund(self, conn: sqlite3.Connection, job_id: str) -> bool:
         """Give a job's reserved credits back; True when there was something to refund."""
-        held = await self._reservation(conn, job_id)
+        held = self._reservation(conn, job_id)
         if held is None:
             return False
         scope, user_id = held["scope"], held["user_id"]
         if held["note"] != "unlimited":
             # Allowance credits come back only within the period they were taken from;
             # after a reset the allowance is whole again anyway.
-            await conn.execute(
+            conn.execute(
                 "UPDATE quota_accounts SET "
                 "used = MAX(used - CASE WHEN period_start = ? THEN ? ELSE 0 END, 0), "
                 "granted = granted + ? WHERE scope = ? AND user_id = ?",
                 (held["period_start"], held["from_allowance"], held["from_grant"], scope, user_id),
             )
-        await self._ledger(conn, scope, user_id, job_id, "refund", held["credits"],
-                           held["from_allowance"], held["from_grant"], held["period_start"],
-                           held["note"])
+        self._ledger(conn, scope, user_id, job_id, "refund", held["credits"],
+                     held["from_allowance"], held["from_grant"], held["period_start"],
+                     held["note"])
         return True
 
     async def status(
         self, scope: str, user_id: str, *, is_admin: bool = False, now: datetime | None = None
     ) -> QuotaStatus:
         """The user's balance, allowance, period and reset time."""
-        return await self.status_in(self.db.conn, scope, user_id, is_admin=is_admin, now=now)
+        return await self.db.run(
+            lambda conn: self.status_in(conn, scope, user_id, is_admin=is_admin, now=now))
 
-    async def status_in(
-        self, conn: aiosqlite.Connection, scope: str, user_id: str, *, is_admin: bool = False,
+    def status_in(
+        self, conn: sqlite3.Connection, scope: str, user_id: str, *, is_admin: bool = False,
         now: datetime | None = None,
     ) -> QuotaStatus:
-        """status() on the caller's connection (inside its transaction, if any); reads only."""
+        """status() inside the caller's transaction; reads only."""
         now = now or datetime.now(UTC)
-        a = await self._account(conn, scope, user_id, now)
+        a = self._account(conn, scope, user_id, now)
         unlimited = a.allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited)
         balance = None if unlimited else max(a.allowance - a.used, 0) + a.granted
         return QuotaStatus(
@@ -149,86 +149,74 @@ class QuotaRepository:
         self, scope: str, user_id: str, allowance: int | None, period: Period | None
     ) -> None:
         """Override one user's allowance (UNLIMITED for none, None to clear) and period."""
-        async with self.db.transaction() as conn:
-            await self._ensure(conn, scope, user_id)
-            await conn.execute(
-                "UPDATE quota_accounts SET allowance = ?, period = ? WHERE scope = ? AND user_id = ?",
-                (allowance, period.value if period else None, scope, user_id),
-            )
-            await self._ledger(conn, scope, user_id, None, "adjust", 0, 0, 0, None,
-                               f"allowance={allowance} period={period}")
+        await self._change_account(
+            scope, user_id, "allowance = ?, period = ?",
+            (allowance, period.value if period else None), "adjust", 0,
+            f"allowance={allowance} period={period}")
 
     async def set_workspace(self, scope: str, allowance: int | None, period: Period | None) -> None:
         """Override the allowance and period for everyone in a workspace."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO workspace_quota (scope, allowance, period) VALUES (?, ?, ?) "
-                "ON CONFLICT (scope) DO UPDATE SET allowance = excluded.allowance, "
-                "period = excluded.period",
-                (scope, allowance, period.value if period else None),
-            )
+        await self.db.write(
+            "INSERT INTO workspace_quota (scope, allowance, period) VALUES (?, ?, ?) "
+            "ON CONFLICT (scope) DO UPDATE SET allowance = excluded.allowance, "
+            "period = excluded.period",
+            (scope, allowance, period.value if period else None),
+        )
 
     async def grant(self, scope: str, user_id: str, credits: int) -> None:
         """Add one-off credits that do not reset."""
-        async with self.db.transaction() as conn:
-            await self._ensure(conn, scope, user_id)
-            await conn.execute(
-                "UPDATE quota_accounts SET granted = granted + ? WHERE scope = ? AND user_id = ?",
-                (credits, scope, user_id),
-            )
-            await self._ledger(conn, scope, user_id, None, "grant", credits, 0, credits, None, None)
+        await self._change_account(scope, user_id, "granted = granted + ?", (credits,), "grant",
+                                   credits, None)
 
     async def reset(self, scope: str, user_id: str) -> None:
         """Forget what the user used this period."""
-        async with self.db.transaction() as conn:
-            await self._ensure(conn, scope, user_id)
-            await conn.execute(
-                "UPDATE quota_accounts SET used = 0 WHERE scope = ? AND user_id = ?",
-                (scope, user_id),
-            )
-            await self._ledger(conn, scope, user_id, None, "adjust", 0, 0, 0, None, "reset")
+        await self._change_account(scope, user_id, "used = 0", (), "adjust", 0, "reset")
 
     async def set_blocked(self, scope: str, user_id: str, blocked: bool) -> None:
         """Block or unblock a user in a workspace."""
-        async with self.db.transaction() as conn:
-            await self._ensure(conn, scope, user_id)
-            await conn.execute(
-                "UPDATE quota_accounts SET blocked = ? WHERE scope = ? AND user_id = ?",
-                (int(blocked), scope, user_id),
-            )
-            await self._ledger(conn, scope, user_id, None, "adjust", 0, 0, 0, None,
-                               "block" if blocked else "unblock")
+        await self._change_account(scope, user_id, "blocked = ?", (int(blocked),), "adjust", 0,
+                                   "block" if blocked else "unblock")
 
     async def top(self, scope: str, limit: int = 10, since: float = 0.0) -> list[tuple[str, int]]:
         """The users who spent the most credits (committed) since a unix time."""
-        cursor = await self.db.conn.execute(
+        rows = await self.db.read(
             "SELECT user_id, SUM(credits) AS spent FROM ledger WHERE scope = ? AND kind = 'commit' "
             "AND at >= ? GROUP BY user_id ORDER BY spent DESC, user_id LIMIT ?",
             (scope, since, limit),
         )
-        return [(row["user_id"], int(row["spent"])) for row in await cursor.fetchall()]
+        return [(row["user_id"], int(row["spent"])) for row in rows]
 
     async def ledger_totals(self) -> dict[str, int]:
         """Credits per ledger kind, for checking that reserves = commits + refunds + held."""
-        cursor = await self.db.conn.execute(
-            "SELECT kind, SUM(credits) AS total FROM ledger GROUP BY kind"
-        )
-        return {row["kind"]: int(row["total"]) for row in await cursor.fetchall()}
+        rows = await self.db.read("SELECT kind, SUM(credits) AS total FROM ledger GROUP BY kind")
+        return {row["kind"]: int(row["total"]) for row in rows}
 
-    async def _account(
-        self, conn: aiosqlite.Connection, scope: str, user_id: str, now: datetime
-    ) -> _Account:
+    async def _change_account(self, scope: str, user_id: str, assignments: str,
+                              values: tuple, kind: str, credits: int, note: str | None) -> None:
+        """An admin's change to one account (created if new), written to the ledger.
+        `assignments` is SQL written in this module, never user input."""
+
+        def change(conn: sqlite3.Connection) -> None:
+            self._roll(conn, scope, user_id, self._account(conn, scope, user_id, datetime.now(UTC)))
+            conn.execute(f"UPDATE quota_accounts SET {assignments} WHERE scope = ? AND user_id = ?",
+                         (*values, scope, user_id))
+            self._ledger(conn, scope, user_id, None, kind, credits, 0,
+                         credits if kind == "grant" else 0, None, note)
+
+        await self.db.transaction(change)
+
+    def _account(self, conn: sqlite3.Connection, scope: str, user_id: str,
+                 now: datetime) -> _Account:
         """The user's effective allowance and period (their override, else the workspace's,
         else the config's) and their usage in the current period, in one query."""
-        rows = await conn.execute_fetchall(
+        row = conn.execute(
             "SELECT a.used, a.granted, a.blocked, a.period_start, "
             "COALESCE(a.allowance, w.allowance) AS allowance, "
             "COALESCE(a.period, w.period) AS period FROM (SELECT 1) "
             "LEFT JOIN quota_accounts a ON a.scope = ? AND a.user_id = ? "
             "LEFT JOIN workspace_quota w ON w.scope = ?",
             (scope, user_id, scope),
-        )
-        row = next(iter(rows))
+        ).fetchone()
         period = Period(row["period"]) if row["period"] else self.defaults.period
         start = period_start(period, now).isoformat()
         current = row["period_start"] == start
@@ -239,37 +227,31 @@ class QuotaRepository:
             needs_roll=not current,
         )
 
-    async def _roll(
-        self, conn: aiosqlite.Connection, scope: str, user_id: str, account: _Account
-    ) -> None:
+    def _roll(self, conn: sqlite3.Connection, scope: str, user_id: str, account: _Account) -> None:
         """Create the account, or start its new period (used = 0), when that is due."""
         if account.needs_roll:
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO quota_accounts (scope, user_id, period_start) VALUES (?, ?, ?) "
                 "ON CONFLICT (scope, user_id) DO UPDATE SET used = 0, "
                 "period_start = excluded.period_start",
                 (scope, user_id, account.start),
             )
 
-    async def _ensure(self, conn: aiosqlite.Connection, scope: str, user_id: str) -> None:
-        await self._roll(conn, scope, user_id,
-                         await self._account(conn, scope, user_id, datetime.now(UTC)))
-
-    async def _reservation(self, conn: aiosqlite.Connection, job_id: str) -> aiosqlite.Row | None:
+    def _reservation(self, conn: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
         """The job's reservation if it is still held (neither committed nor refunded)."""
-        rows = list(await conn.execute_fetchall(
+        rows = conn.execute(
             "SELECT * FROM ledger WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund') "
-            "ORDER BY id", (job_id,)))
+            "ORDER BY id", (job_id,)).fetchall()
         if len(rows) != 1 or rows[0]["kind"] != "reserve":
             return None
         return rows[0]
 
-    async def _ledger(
-        self, conn: aiosqlite.Connection, scope: str, user_id: str, job_id: str | None,
+    def _ledger(
+        self, conn: sqlite3.Connection, scope: str, user_id: str, job_id: str | None,
         kind: str, credits: int, from_allowance: int, from_grant: int,
         period_start_iso: str | None, note: str | None,
     ) -> None:
-        await conn.execute(
+        conn.execute(
             "INSERT INTO ledger (at, scope, user_id, job_id, kind, credits, from_allowance, "
             "from_grant, period_start, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (time.time(), scope, user_id, job_id, kind, credits, from_allowance, from_grant,

@@ -24,9 +24,9 @@ async def quota(tmp_path):
 
 async def reserve(quota: QuotaRepository, credits: int, job: str, *, user: str = "u",
                   now: datetime = MONDAY, admin: bool = False) -> None:
-    async with quota.db.transaction() as conn:
-        await quota.reserve(conn, scope=SCOPE, user_id=user, credits=credits, job_id=job,
-                            now=now, is_admin=admin)
+    await quota.db.transaction(
+        lambda conn: quota.reserve(conn, scope=SCOPE, user_id=user, credits=credits,
+                                   job_id=job, now=now, is_admin=admin))
 
 
 async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(quota):
@@ -78,24 +78,21 @@ async def test_granted_credits_are_spent_after_the_allowance_and_never_reset(quo
 async def test_a_refund_gives_back_allowance_and_grant_as_they_were_taken(quota):
     await quota.grant(SCOPE, "u", 5)
     await reserve(quota, 12, "j1")
-    async with quota.db.transaction() as conn:
-        assert await quota.refund(conn, "j1")
+    assert await quota.db.transaction(lambda conn: quota.refund(conn, "j1"))
     assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 15
 
 
 async def test_a_job_is_refunded_at_most_once(quota):
     await reserve(quota, 4, "j1")
-    async with quota.db.transaction() as conn:
-        assert await quota.refund(conn, "j1")
-        assert not await quota.refund(conn, "j1")
+    assert await quota.db.transaction(lambda conn: quota.refund(conn, "j1"))
+    assert not await quota.db.transaction(lambda conn: quota.refund(conn, "j1"))
     assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 10
 
 
 async def test_a_committed_job_cannot_be_refunded(quota):
     await reserve(quota, 4, "j1")
-    async with quota.db.transaction() as conn:
-        await quota.commit(conn, "j1")
-        assert not await quota.refund(conn, "j1")
+    await quota.db.transaction(lambda conn: quota.commit(conn, "j1"))
+    assert not await quota.db.transaction(lambda conn: quota.refund(conn, "j1"))
     assert await quota.ledger_totals() == {"reserve": 4, "commit": 4}
 
 
@@ -130,8 +127,8 @@ async def test_a_blocked_user_cannot_reserve_until_unblocked(quota):
 
 async def test_quotas_are_separate_per_workspace(quota):
     await reserve(quota, 10, "j1")
-    async with quota.db.transaction() as conn:
-        await quota.reserve(conn, scope="slack:T1", user_id="u", credits=10, job_id="j2",
-                            now=MONDAY)
+    await quota.db.transaction(
+        lambda conn: quota.reserve(conn, scope="slack:T1", user_id="u", credits=10, job_id="j2",
+                                   now=MONDAY))
     assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 0
     assert (await quota.status("slack:T1", "u", now=MONDAY)).balance == 0

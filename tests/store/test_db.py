@@ -1,0 +1,51 @@
+"""The database's transactions on a real SQLite file: all or nothing, and never interleaved."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from bot.store.db import Database
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = await Database(tmp_path / "t.db").open()
+    await database.write("CREATE TABLE counter (n INTEGER NOT NULL)")
+    await database.write("INSERT INTO counter VALUES (0)")
+    yield database
+    await database.close()
+
+
+def read_then_add_one(conn: sqlite3.Connection) -> int:
+    """A read-modify-write in Python: only safe if nothing runs between its statements."""
+    n = conn.execute("SELECT n FROM counter").fetchone()[0]
+    conn.execute("UPDATE counter SET n = ?", (n + 1,))
+    return n + 1
+
+
+async def test_a_transaction_returns_what_its_work_returns(db):
+    assert await db.transaction(read_then_add_one) == 1
+
+
+async def test_a_transaction_whose_work_raises_leaves_nothing_behind(db):
+    def add_then_fail(conn: sqlite3.Connection) -> None:
+        read_then_add_one(conn)
+        raise ValueError("changed my mind")
+
+    with pytest.raises(ValueError, match="changed my mind"):
+        await db.transaction(add_then_fail)
+    assert (await db.read("SELECT n FROM counter"))[0][0] == 0
+
+
+async def test_concurrent_transactions_never_interleave_their_statements(db):
+    await asyncio.gather(*(db.transaction(read_then_add_one) for _ in range(200)))
+    assert (await db.read("SELECT n FROM counter"))[0][0] == 200
+
+
+async def test_the_connection_is_usable_after_a_failed_transaction(db):
+    with pytest.raises(sqlite3.OperationalError):
+        await db.transaction(lambda conn: conn.execute("SELECT * FROM no_such_table"))
+    assert await db.transaction(read_then_add_one) == 1
