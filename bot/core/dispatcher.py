@@ -237,14 +237,22 @@ class Dispatcher:
 
     async def _run(self, lane: _Lane, job: Job) -> Coroutine[Any, Any, None] | None:
         """Hold the backend slot for one call; returns the work that finishes the job."""
-        taken_at = time.time()
-        running = await self.jobs.mark_running(job.id, lane.backend.name, taken_at)
-        if running is None:
-            return None  # cancelled, finished or taken over meanwhile
-        self.bus.emit(JobRunning(running))
-        started = time.monotonic()
+        taken_at, started = time.time(), time.monotonic()
+        # The backend call starts while the job is marked running, so that database round
+        # trip is off the job's path. If the job turns out to be final or another process's
+        # already (a rare race), the call is abandoned at once.
+        generation = asyncio.ensure_future(self._generate(lane.backend, job))
         try:
-            result = await self._generate(lane.backend, running)
+            running = await self.jobs.mark_running(job.id, lane.backend.name, taken_at)
+        except BaseException:
+            _abandon(generation)
+            raise
+        if running is None:
+            _abandon(generation)
+            return None
+        self.bus.emit(JobRunning(running))
+        try:
+            result = await generation
         except ImagineError as error:
             return self._fail(running, error)
         seconds = time.monotonic() - started
@@ -365,3 +373,9 @@ class Dispatcher:
 class _AlreadyFinished(Exception):
     """Raised inside a transaction to roll it back when the job was already final."""
 
+
+def _abandon(call: asyncio.Future[Any]) -> None:
+    """Cancel a call whose result is no longer wanted, without a 'never retrieved' warning."""
+    call.cancel()
+    if call.done() and not call.cancelled():
+        call.exception()

@@ -154,3 +154,25 @@ async def test_the_jobs_of_a_crashed_process_are_taken_over_at_the_next_start(
     finally:
         await successor.stop()
         await crashed.db.close()
+
+
+async def test_a_queued_job_another_process_took_over_is_left_to_it(settings_for, fake_segmind):
+    settings = settings_for(segmind={"concurrency": 1})
+    fake_segmind.latency_s = 0.3
+    service = await build_service(settings)
+    recorder = Recorder(service)
+    await service.start()
+    try:
+        first = await service.imagine(actor(), "a red fox", None, target())
+        second = await service.imagine(actor(), "a blue fox", None, target())
+        await service.db.write("UPDATE jobs SET owner = 'another-process' WHERE id = ?",
+                               (second.id,))
+        assert isinstance(await recorder.wait_final(first.id), JobDone)
+        await asyncio.sleep(0.5)  # the slot is free: the second job would have run by now
+
+        assert not [e for e in recorder.events
+                    if e.job.id == second.id and isinstance(e, JobRunning | JobDone)]
+        assert (await service.jobs.get(second.id)).state is JobState.QUEUED
+        assert [row["kind"] for row in await ledger_rows(service, second.id)] == ["reserve"]
+    finally:
+        await service.stop()
