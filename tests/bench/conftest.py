@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.library_noise import silence_library_noise
+
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from the hub, ever
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -51,17 +53,6 @@ def flops_1024(bench: ModuleType, meta_flux: Any) -> Any:
     return bench.count_flux_flops(meta_flux, 1024, steps=4)
 
 
-_LIBRARY_NOISE = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore:.*:UserWarning:diffusers"),
-]
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Silence the deprecation chatter of torch, numpy and diffusers in these tests only."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.path)).parents:
-            for mark in _LIBRARY_NOISE:
-                item.add_marker(mark)
+    silence_library_noise(items, Path(__file__).parent)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.library_noise import silence_library_noise
 from tests.worker.support import MODELS, Served, serve
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from the hub, ever
@@ -54,17 +55,6 @@ def worker(engine: Any) -> Iterator[Served]:
     yield from serve(engine)
 
 
-_LIBRARY_NOISE = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore:.*:UserWarning:diffusers"),
-]
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Silence the deprecation chatter of torch, numpy and diffusers in these tests only."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.path)).parents:
-            for mark in _LIBRARY_NOISE:
-                item.add_marker(mark)
+    silence_library_noise(items, Path(__file__).parent)
