@@ -63,7 +63,7 @@ async def build_service(settings: Settings) -> ImagineService:
         policy=DispatchPolicy(
             max_retries=d.max_retries, backoff_base_s=d.backoff_base_s,
             backoff_cap_s=d.backoff_cap_s, progress_interval_s=d.progress_interval_s,
-            initial_eta_s=d.initial_eta_s,
+            initial_eta_s=d.initial_eta_s, heartbeat_s=d.heartbeat_s,
         ),
     )
     return ImagineService(

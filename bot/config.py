@@ -127,6 +127,7 @@ class DispatchSettings(Section):
     backoff_cap_s: float = Field(30.0, ge=0)
     progress_interval_s: float = Field(2.0, gt=0)
     initial_eta_s: float = Field(10.0, gt=0)
+    heartbeat_s: float = Field(10.0, gt=0, le=30)
     variation_strength: float = Field(0.3, gt=0, le=1)
 
 

@@ -40,6 +40,7 @@ class DispatchPolicy:
     backoff_cap_s: float = 30.0
     progress_interval_s: float = 2.0
     initial_eta_s: float = 10.0
+    heartbeat_s: float = HEARTBEAT_S
 
     def backoff(self, attempt: int, error: BackendTransient, rng: random.Random) -> float:
         """Exponential backoff with jitter; a 429's Retry-After wins when it is longer."""
@@ -119,7 +120,7 @@ class Dispatcher:
         claimed = await self.jobs.claim_orphans()
         pending = await self.jobs.unfinished()
         if pending:
-            log.info("resuming %d unfinished jobs (%d taken over)", len(pending), claimed)
+            log.info("resuming %d unfinished jobs (%d taken over)", len(pending), len(claimed))
         for job in pending:
             self.enqueue(job)
         for lane in self._lanes.values():
@@ -357,10 +358,16 @@ class Dispatcher:
                         self.bus.emit(JobQueued(job, position, lane.eta(position)))
 
     async def _heartbeat(self) -> None:
+        """Renew this process's lease, and take over the jobs of a sibling process that died."""
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(self.policy.heartbeat_s)
             try:
                 await self.jobs.heartbeat()
+                for job_id in await self.jobs.claim_orphans():
+                    job = await self.jobs.get(job_id)
+                    if job is not None:
+                        log.warning("took over job %s from a process that is gone", job_id)
+                        self.enqueue(job)
             except Exception:
                 log.exception("heartbeat failed")
 

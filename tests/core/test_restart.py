@@ -6,12 +6,23 @@ import asyncio
 
 from bot.app import build_service
 from bot.core.jobs import JobDone, JobRunning, JobState
+from bot.core.service import ImagineService
 from tests.helpers import Recorder, actor, ledger_rows, target
 
 
 async def _wait_running(recorder: Recorder, job_id: str) -> None:
     await recorder.wait(lambda: any(isinstance(e, JobRunning) and e.job.id == job_id
                                     for e in recorder.events))
+
+
+async def _crash(service: ImagineService) -> None:
+    """As if kill -9 hit the process: its workers vanish, its lease stays behind with a pid
+    that no longer exists (its database connection stays open for the caller to close)."""
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    await service.db.write("UPDATE processes SET pid = ? WHERE id = ?",
+                           (gone.pid, service.jobs.owner))
+    await service.dispatcher.stop()  # stops without giving up the lease: the row was changed
 
 
 async def test_a_job_running_when_the_bot_stops_finishes_once_after_the_restart(
@@ -137,12 +148,7 @@ async def test_the_jobs_of_a_crashed_process_are_taken_over_at_the_next_start(
     crashed = await build_service(settings)
     await crashed.start()
     job = await crashed.imagine(actor(), "a red fox", None, target())
-    gone = await asyncio.create_subprocess_exec("true")
-    await gone.wait()
-    # As if kill -9 hit it: the lease stays behind with a pid that no longer exists.
-    await crashed.db.write("UPDATE processes SET pid = ? WHERE id = ?",
-                           (gone.pid, crashed.jobs.owner))
-    await crashed.dispatcher.stop()  # its workers vanish with it, without giving up the lease
+    await _crash(crashed)
     fake_segmind.latency_s = 0.0
 
     successor = await build_service(settings)
@@ -176,3 +182,26 @@ async def test_a_queued_job_another_process_took_over_is_left_to_it(settings_for
         assert [row["kind"] for row in await ledger_rows(service, second.id)] == ["reserve"]
     finally:
         await service.stop()
+
+
+async def test_a_live_process_takes_over_the_jobs_of_a_sibling_that_died(
+    settings_for, fake_segmind
+):
+    settings = settings_for(segmind={"concurrency": 1}, dispatch={"heartbeat_s": 0.2})
+    fake_segmind.latency_s = 5.0
+    survivor = await build_service(settings)
+    recorder = Recorder(survivor)
+    await survivor.start()
+    crashed = await build_service(settings)
+    await crashed.start()
+    running = await crashed.imagine(actor(), "a red fox", None, target())
+    waiting = await crashed.imagine(actor(), "a blue fox", None, target())
+    await _crash(crashed)
+    fake_segmind.latency_s = 0.0
+    try:
+        for job in (running, waiting):
+            assert isinstance(await recorder.wait_final(job.id), JobDone)
+            assert (await survivor.jobs.get(job.id)).state is JobState.DONE
+    finally:
+        await survivor.stop()
+        await crashed.db.close()
