@@ -119,6 +119,7 @@ class FakeDiscord:
         self.refuse: set[str] = set()  # request kinds answered 403 Missing Access
         self.attachment_size_limit = 10 * 1024 * 1024  # sent in every interaction
         self.identified = asyncio.Event()
+        self.sessions_at: list[float] = []  # time.monotonic() of each READY sent
         self.heartbeats = 0
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
@@ -289,6 +290,7 @@ class FakeDiscord:
                     await ws.close(code=4004)
                     break
                 self._sockets.add(ws)
+                self.sessions_at.append(time.monotonic())
                 await ws.send_json({"op": 0, "t": "READY", "s": next(self._seq), "d": {
                     "v": 10, "user": self._bot_user(), "session_id": f"s{next(self._ids)}",
                     "resume_gateway_url": self.gateway_url, "guilds": [

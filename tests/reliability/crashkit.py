@@ -141,7 +141,7 @@ class CrashReport:
     delivered_once: int = 0
     duplicates: int = 0  # extra copies of results (the at-least-once window)
     duplicated_jobs: list[str] = field(default_factory=list)
-    duplicated_in_window: int = 0  # first copy posted before the kill: the at-least-once window
+    duplicated_in_window: int = 0  # first copy from the killed bot: the at-least-once window
     duplicated_after_restart: int = 0  # every copy posted by the restarted bot
     missing: list[str] = field(default_factory=list)  # done but never posted
     failures_told: int = 0
@@ -154,6 +154,9 @@ class CrashReport:
     in_flight_at_kill: int = 0
     killed: bool = False
     kill_at: float = 0.0  # time.monotonic() of the kill
+    # time.monotonic() of the restarted bot's gateway session: it posts nothing before it, and
+    # the dead bot's last posts may still be arriving after the kill instant
+    restarted_at: float = 0.0
     books: Books = field(default_factory=Books)
     seconds: float = 0.0
 
@@ -175,7 +178,7 @@ class CrashReport:
             f"jobs {self.jobs} (done {self.done}, failed {self.failed})",
             f"  results posted exactly once {self.delivered_once}, jobs posted twice or more "
             f"{len(self.duplicated_jobs)} ({self.duplicates} extra posts; first copy before the "
-            f"kill {self.duplicated_in_window}, all copies after the restart "
+            f"restart {self.duplicated_in_window}, all copies after the restart "
             f"{self.duplicated_after_restart}), done but never posted {len(self.missing)}",
             f"  failures told with a sentence {self.failures_told}, untold "
             f"{len(self.failures_untold)}",
@@ -224,6 +227,8 @@ async def crash_run(point: str, requests: int, tmp: Path, *, latency_s: float = 
             await bot.stop()
         report.killed = killer.killed.is_set()
         report.kill_at = killer.fired_at or 0.0
+        report.restarted_at = min((t for t in discord.sessions_at if t > report.kill_at),
+                                  default=float("inf"))
         report.in_flight_at_kill = killer.in_flight_at_kill
         report.backend_requests = len(segmind.requests)
         account(report, discord, sent, data / DB_NAME)
@@ -297,7 +302,7 @@ def account(report: CrashReport, discord: FakeDiscord, sent: list[SentInteractio
             else:
                 report.duplicated_jobs.append(job["id"])
                 report.duplicates += count - 1
-                if first_post[job["id"]] < report.kill_at:
+                if first_post[job["id"]] < report.restarted_at:
                     report.duplicated_in_window += 1
                 else:
                     report.duplicated_after_restart += 1
