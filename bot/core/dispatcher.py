@@ -363,11 +363,9 @@ class Dispatcher:
             await asyncio.sleep(self.policy.heartbeat_s)
             try:
                 await self.jobs.heartbeat()
-                for job_id in await self.jobs.claim_orphans():
-                    job = await self.jobs.get(job_id)
-                    if job is not None:
-                        log.warning("took over job %s from a process that is gone", job_id)
-                        self.enqueue(job)
+                for job in await self.jobs.claim_orphans():
+                    log.warning("took over job %s from a process that is gone", job.id)
+                    self.enqueue(job)
             except Exception:
                 log.exception("heartbeat failed")
 

@@ -76,20 +76,20 @@ class JobRepository:
         """Give up the lease on a clean stop: the next process takes the jobs over."""
         await self.db.write("DELETE FROM processes WHERE id = ?", (self.owner,))
 
-    async def claim_orphans(self) -> list[str]:
+    async def claim_orphans(self) -> list[Job]:
         """Take over the unfinished jobs of processes that are gone (running ones go back to
-        queued); jobs of processes still alive are left alone. Returns the ids taken."""
-        def claim(conn: sqlite3.Connection) -> list[str]:
+        queued); jobs of processes still alive are left alone. Returns the jobs taken."""
+        def claim(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute("SELECT id, pid, host, heartbeat_at FROM processes").fetchall()
             gone = [row["id"] for row in rows if row["id"] != self.owner and not _alive(row)]
             for process_id in gone:
                 conn.execute("DELETE FROM processes WHERE id = ?", (process_id,))
             rows = conn.execute(
                 "UPDATE jobs SET owner = ?, state = ? WHERE state IN (?, ?) AND (owner IS NULL "
-                "OR owner NOT IN (SELECT id FROM processes)) RETURNING id",
+                "OR owner NOT IN (SELECT id FROM processes)) RETURNING *",
                 (self.owner, JobState.QUEUED.value, *_UNFINISHED),
             ).fetchall()
-            return [row["id"] for row in rows]
+            return [self._job(row) for row in rows]
 
         return await self.db.transaction(claim)
 
