@@ -362,7 +362,11 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self.policy.heartbeat_s)
             try:
-                await self.jobs.heartbeat()
+                if not await self.jobs.heartbeat():
+                    # Silent for longer than the staleness limit, so another process took
+                    # our jobs over; from now on, announce ourselves again.
+                    log.warning("this process's lease had lapsed; registering again")
+                    await self.jobs.register()
                 for job in await self.jobs.claim_orphans():
                     log.warning("took over job %s from a process that is gone", job.id)
                     self.enqueue(job)

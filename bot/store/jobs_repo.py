@@ -67,10 +67,11 @@ class JobRepository:
             (self.owner, os.getpid(), socket.gethostname(), now, now),
         )
 
-    async def heartbeat(self) -> None:
-        """Renew this process's lease."""
-        await self.db.write("UPDATE processes SET heartbeat_at = ? WHERE id = ?",
-                            (time.time(), self.owner))
+    async def heartbeat(self) -> bool:
+        """Renew this process's lease; False if it had lapsed (another process took it)."""
+        renewed = await self.db.write("UPDATE processes SET heartbeat_at = ? WHERE id = ?",
+                                      (time.time(), self.owner))
+        return renewed == 1
 
     async def unregister(self) -> None:
         """Give up the lease on a clean stop: the next process takes the jobs over."""

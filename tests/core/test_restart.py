@@ -205,3 +205,19 @@ async def test_a_live_process_takes_over_the_jobs_of_a_sibling_that_died(
     finally:
         await survivor.stop()
         await crashed.db.close()
+
+
+async def test_a_process_whose_lease_was_taken_registers_again_at_its_next_heartbeat(
+    settings_for,
+):
+    service = await build_service(settings_for(dispatch={"heartbeat_s": 0.1}))
+    await service.start()
+    try:
+        # As another host does to a process that has been silent for longer than 60 s.
+        await service.db.write("DELETE FROM processes WHERE id = ?", (service.jobs.owner,))
+        await asyncio.sleep(0.5)
+
+        rows = await service.db.read("SELECT id FROM processes")
+        assert [row["id"] for row in rows] == [service.jobs.owner]
+    finally:
+        await service.stop()
