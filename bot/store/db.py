@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -118,7 +119,7 @@ class Database:
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         self._conn.row_factory = aiosqlite.Row
         await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        await self._conn.execute("PRAGMA journal_mode = WAL")
+        await self.run(_use_wal, self.busy_timeout_ms / 1000)
         await self._conn.execute("PRAGMA synchronous = NORMAL")
         await self._conn.execute("PRAGMA foreign_keys = ON")
         await self._migrate()
@@ -168,6 +169,26 @@ class Database:
         cursor = await self.conn.execute("PRAGMA journal_mode")
         row = await cursor.fetchone()
         return str(row[0]) if row else ""
+
+
+def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL unless it already is, retrying while another process holds a
+    lock: SQLite answers a journal-mode change with 'database is locked' at once, without
+    consulting the busy timeout, so a bot starting beside a writing one would otherwise die."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

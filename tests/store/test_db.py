@@ -49,3 +49,49 @@ async def test_the_connection_is_usable_after_a_failed_transaction(db):
     with pytest.raises(sqlite3.OperationalError):
         await db.transaction(lambda conn: conn.execute("SELECT * FROM no_such_table"))
     assert await db.transaction(read_then_add_one) == 1
+
+
+def _hold_write_lock(path, journal: str) -> sqlite3.Connection:
+    """Another process's connection in the middle of a write transaction."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute(f"PRAGMA journal_mode = {journal}")
+    other.execute("CREATE TABLE IF NOT EXISTS busy (n INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO busy VALUES (1)")
+    return other
+
+
+async def test_a_new_file_switches_to_wal_once_another_writer_lets_go(tmp_path):
+    path = tmp_path / "t.db"
+    other = _hold_write_lock(path, "delete")
+    asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+    database = await Database(path, busy_timeout_ms=10_000).open()
+    try:
+        assert await database.journal_mode() == "wal"
+    finally:
+        await database.close()
+        other.close()
+
+
+async def test_a_wal_file_opens_while_another_process_holds_its_write_lock(tmp_path):
+    path = tmp_path / "t.db"
+    other = _hold_write_lock(path, "wal")
+    asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+    database = await Database(path, busy_timeout_ms=10_000).open()
+    try:
+        assert await database.journal_mode() == "wal"
+        assert (await database.read("SELECT COUNT(*) FROM busy"))[0][0] == 1
+    finally:
+        await database.close()
+        other.close()
+
+
+async def test_opening_gives_up_with_locked_once_the_busy_timeout_has_passed(tmp_path):
+    path = tmp_path / "t.db"
+    other = _hold_write_lock(path, "delete")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await Database(path, busy_timeout_ms=300).open()
+    finally:
+        other.execute("COMMIT")
+        other.close()
