@@ -44,7 +44,7 @@ class People:
             response = await self.client.users_info(user=user_id)
             info = dict(response.get("user") or {})
         except SlackApiError as error:
-            log.warning("users.info for %s failed: %s", user_id, error.response.get("error"))
+            log.warning("users.info for %s failed: %s", user_id, _why(error))
             return {}  # not cached: the next request asks again
         except Exception as error:  # Slack unreachable: nobody gains rights, nothing breaks
             log.warning("users.info for %s failed: %s", user_id, type(error).__name__)
@@ -53,3 +53,18 @@ class People:
             self._cache.clear()
         self._cache[user_id] = (now + self.ttl_s, info)
         return info
+
+
+def _why(error: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the answer was not Slack's JSON.
+
+    For a non-JSON answer (an HTML error page from a proxy) slack_sdk leaves a str in
+    `.response.data`, or puts aiohttp's raw response in `.response`: neither has `.get`, and
+    this runs inside an except clause, so it must not raise.
+    """
+    response = getattr(error, "response", None)
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return f"HTTP {status}, not Slack's JSON" if status else type(error).__name__
