@@ -20,7 +20,11 @@ custom_id, by=) (the button must be on the message), submit_modal(custom_id, val
 Reading: captured / requests(kind, token=) / wait_for(kind, token=, where=, within_s=), each a
 Captured (kind, method, path, payload, files with their bytes, token, message, at), and
 messages (id -> the message as it stands now). Knobs: refuse (kinds answered 403),
-attachment_size_limit (sent in each interaction). One guild (GUILD_ID) with CHANNEL_ID,
+attachment_size_limit (sent in each interaction), revoked (the token was reset in the Developer
+Portal: every authenticated REST call answers 401 and IDENTIFY is closed with 4004). Besides
+the routes discord.py uses, it serves GET /applications/@me and GET of the registered commands
+(/applications/{id}/commands and /applications/{id}/guilds/{guild}/commands, from `commands`;
+a guild other than GUILD_ID answers 403 Missing Access). One guild (GUILD_ID) with CHANNEL_ID,
 NSFW_CHANNEL_ID, THREAD_ID and ROLE_ID; DMs use DM_CHANNEL_ID.
 """
 
@@ -117,6 +121,7 @@ class FakeDiscord:
         self.messages: dict[str, dict[str, Any]] = {}
         self.commands: dict[str | None, list[dict[str, Any]]] = {}  # guild id (None: global)
         self.refuse: set[str] = set()  # request kinds answered 403 Missing Access
+        self.revoked = False  # True: the token no longer works (401 on REST, 4004 on IDENTIFY)
         self.attachment_size_limit = 10 * 1024 * 1024  # sent in every interaction
         self.identified = asyncio.Event()
         self.sessions_at: list[float] = []  # time.monotonic() of each READY sent
@@ -286,7 +291,7 @@ class FakeDiscord:
                 self.heartbeats += 1
                 await ws.send_json({"op": 11})
             elif frame["op"] in (2, 6):  # IDENTIFY, or RESUME: a fresh session either way
-                if frame["d"].get("token") != self.token:
+                if frame["d"].get("token") != self.token or self.revoked:
                     await ws.close(code=4004)
                     break
                 self._sockets.add(ws)
@@ -310,7 +315,8 @@ class FakeDiscord:
         parts = path.strip("/").split("/")
         payload, files = await _read_body(request)
         webhook = parts[0] in ("interactions", "webhooks")
-        if not webhook and request.headers.get("Authorization") != f"Bot {self.token}":
+        authorized = request.headers.get("Authorization") == f"Bot {self.token}"
+        if not webhook and (not authorized or self.revoked):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         captured = Captured("other", request.method, path, payload, files, at=time.monotonic())
         if webhook and len(parts) >= 3:
@@ -332,10 +338,12 @@ class FakeDiscord:
         head = parts[0]
         if parts == ["users", "@me"]:
             return self._bot_user()
-        if parts == ["oauth2", "applications", "@me"]:
+        if parts in (["oauth2", "applications", "@me"], ["applications", "@me"]):
             return {"id": str(self.APP_ID), "name": "imagine", "description": "", "icon": None,
                     "bot_public": True, "bot_require_code_grant": False, "verify_key": "00",
                     "flags": 0, "owner": FakeUser(self.OWNER_ID, "owner").payload()}
+        if head == "applications" and parts[-1] == "commands" and method == "GET":
+            return self._registered(parts)
         if parts[:2] == ["gateway", "bot"]:
             return {"url": self.gateway_url, "shards": 1, "session_start_limit": {
                 "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}}
@@ -356,6 +364,17 @@ class FakeDiscord:
         if head == "channels" and len(parts) == 2:
             return self._channel(int(parts[1]), dm=int(parts[1]) == self.DM_CHANNEL_ID)
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _registered(self, parts: list[str]) -> Any:
+        """GET /applications/{id}[/guilds/{guild}]/commands: what the bot synced there."""
+        if parts[1] != str(self.APP_ID):
+            return _json({"message": "Unknown Application", "code": 10002}, status=404)
+        guild = parts[3] if len(parts) == 5 else None
+        if guild is not None and guild != str(self.GUILD_ID):
+            # Discord's answer when the bot is not in that server (or lacks the
+            # applications.commands scope there).
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
+        return self.commands.get(guild, [])
 
     def _callback(self, interaction_id: str, token: str, cap: Captured) -> Any:
         cap.kind = "callback"

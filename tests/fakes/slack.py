@@ -24,6 +24,15 @@ one entry per text it has shown). ``rate_limit(method, times, retry_after)`` ans
 ``times`` calls of ``method`` with 429 and ``Retry-After``, as Slack does. Posting into a
 channel listed in ``absent_from`` answers ``not_in_channel``, as for a bot nobody invited.
 
+Tokens and scopes: a call made with a token in ``revoked_tokens`` answers ``token_revoked``
+(as after an uninstall or an app-level token being revoked). Calls made with the bot token carry
+the ``x-oauth-scopes`` header, as Slack's do: the scopes in ``scopes`` (by default the bot
+scopes of the app manifest in the README), comma-separated.
+
+Broken answers: ``html_error(method, status, content_type)`` makes every later call of
+``method`` answer an HTML error page with that status and content type, as a proxy or Slack's
+edge does; ``html_errors.pop(method)`` ends it.
+
 The websocket (``GET /socket``) greets with ``hello``; ``send_envelope`` pushes an envelope
 into it and ``ack(envelope_id)`` waits for the app's acknowledgement. ``slash_command``,
 ``mention``, ``click`` and ``submit_view`` build the payloads Slack sends and return the ack.
@@ -48,6 +57,9 @@ from slack_sdk.signature import SignatureVerifier
 BOT_TOKEN = "xoxb-fake-bot-token"
 APP_TOKEN = "xapp-fake-app-token"
 SIGNING_SECRET = "fake-signing-secret"
+# The bot scopes the app manifest in the README asks for.
+MANIFEST_SCOPES = ("commands", "chat:write", "files:write", "app_mentions:read", "users:read")
+ERROR_PAGE = "<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
 
 
 @dataclass
@@ -113,6 +125,9 @@ class FakeSlack:
         self.uploads: dict[str, Upload] = {}
         self.acks: dict[str, dict[str, Any]] = {}
         self.absent_from: set[str] = set()  # channels the bot is not in: posting there fails
+        self.revoked_tokens: set[str] = set()  # calls with these tokens answer token_revoked
+        self.scopes: list[str] = list(MANIFEST_SCOPES)  # sent in x-oauth-scopes (bot token)
+        self.html_errors: dict[str, tuple[int, str]] = {}  # method -> (status, content type)
         self._limits: dict[str, list[int]] = defaultdict(list)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -177,6 +192,10 @@ class FakeSlack:
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 0) -> None:
         """Answer the next `times` calls of `method` with 429 and Retry-After."""
         self._limits[method].extend([retry_after] * times)
+
+    def html_error(self, method: str, status: int = 500, content_type: str = "text/html") -> None:
+        """Answer every later call of `method` with an HTML error page (not Slack's JSON)."""
+        self.html_errors[method] = (status, content_type)
 
     def calls_to(self, method: str, *, status: int | None = 200) -> list[dict[str, Any]]:
         """The arguments of every call to `method` (only served ones unless status=None)."""
@@ -382,12 +401,21 @@ class FakeSlack:
             await self._record(Call(method, args, 429))
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
                                      headers={"Retry-After": str(retry.pop(0))})
+        broken = self.html_errors.get(method)
+        if broken is not None:
+            await self._record(Call(method, args, broken[0]))
+            return web.Response(text=ERROR_PAGE.format(status=broken[0]), status=broken[0],
+                                content_type=broken[1])
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         token = token or str(args.pop("token", ""))
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token in self.revoked_tokens:
+            await self._record(Call(method, args, 401))
+            return web.json_response({"ok": False, "error": "token_revoked"})
         if token != expected:
             await self._record(Call(method, args, 401))
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        headers = {"x-oauth-scopes": ",".join(self.scopes)} if token == self.bot_token else {}
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         channel = args.get("channel") or args.get("channel_id")
         if channel in self.absent_from and method in _POSTING:
@@ -397,7 +425,7 @@ class FakeSlack:
         else:
             body = handler(args)
         await self._record(Call(method, args, 200 if body.get("ok") else 400, body))
-        return web.json_response(body)
+        return web.json_response(body, headers=headers)
 
     async def _record(self, call: Call) -> None:
         self.calls.append(call)
