@@ -4,6 +4,7 @@
                        200: the image bytes with their content type, or with "base64": true
                        {"image": b64, "images": [b64, ...], "content_type": ..., "seeds": [...]}
     GET  /health       {"models", "device", "dtype", "queue_depth", "seconds_per_image", ...}
+    GET  /metrics      Prometheus text format (bot.worker.metrics); the API key rule is /health's
 
 Errors are JSON {"error": "<one sentence>"} with Segmind's status codes: 400 a bad field
 (the sentence says what is allowed), 401 a missing or wrong x-api-key, 404 a model this worker
@@ -20,7 +21,8 @@ import hmac
 import io
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.core.backend import CONTENT_TYPES
+from bot.worker import metrics
 from bot.worker.params import GenerationParams, ParamError, parse_body
 from bot.worker.pipelines import Engine, GenerationCancelled, OutOfMemory
 from bot.worker.queue import GenerationQueue, Job
@@ -58,6 +61,15 @@ class WorkerApp:
         self.engine = engine
         self.api_key = api_key or None
         self.queue = GenerationQueue()
+        metrics.track(self)
+
+    def queue_depth(self) -> int:
+        """Jobs waiting plus the one running (read by /metrics at scrape time)."""
+        return self.queue.depth
+
+    def loaded_models(self) -> Iterable[str]:
+        """The models served (read by /metrics at scrape time)."""
+        return self.engine.models.keys()
 
     async def health(self, request: Request) -> Response:
         """GET /health: models, device, queue depth and mean seconds per image per model."""
@@ -87,13 +99,25 @@ class WorkerApp:
                               f"{served}.")
         body = await _json_body(request)
         params = parse_body(spec, body, self.engine.tables[model])
-        job = Job(run=lambda is_cancelled: self.engine.generate(params, is_cancelled),
+        job = Job(run=lambda is_cancelled: self._generate(params, is_cancelled),
                   label=f"{model} {params.width}x{params.height} seed {params.seed}")
         images = await _unless_disconnected(request, self.queue.submit(job), job)
         if images is None:
             return Response(status_code=499)  # nobody is listening any more
         encoded = await asyncio.to_thread(_encode_all, images, params)
         return _answer(encoded, params)
+
+    async def serve_metrics(self, request: Request) -> Response:
+        """GET /metrics: the process's Prometheus metrics in the text format."""
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
+
+    def _generate(self, params: GenerationParams, is_cancelled: Callable[[], bool]) -> list[Image.Image]:
+        """engine.generate on the GPU thread, timed and counted when it succeeds."""
+        started = time.perf_counter()
+        images = self.engine.generate(params, is_cancelled)
+        metrics.GENERATION_SECONDS.labels(params.model).observe(time.perf_counter() - started)
+        metrics.IMAGES.labels(params.model).inc(len(images))
+        return images
 
     def build(self) -> Starlette:
         """The Starlette application."""
@@ -106,13 +130,27 @@ class WorkerApp:
         app = Starlette(
             routes=[
                 Route("/health", self._guarded(self.health), methods=["GET"]),
-                Route("/v1/{model}", self._guarded(self.generate), methods=["POST"]),
+                Route("/metrics", self._guarded(self.serve_metrics), methods=["GET"]),
+                Route("/v1/{model}", self._counted(self._guarded(self.generate)), methods=["POST"]),
             ],
             exception_handlers={HTTPException: _http_error},
             lifespan=lifespan,
         )
         app.state.worker = self
         return app
+
+    def _counted(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Count every answer of a generation route by model and status (401s included)."""
+
+        async def endpoint(request: Request) -> Response:
+            response = await handler(request)
+            model = metrics.model_label(request.path_params["model"], self.engine.models)
+            metrics.REQUESTS.labels(model, str(response.status_code)).inc()
+            return response
+
+        return endpoint
 
     def _guarded(
         self, handler: Callable[[Request], Awaitable[Response]]
