@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import socket
 import sqlite3
 import time
 import uuid
@@ -15,10 +13,9 @@ from typing import Any
 from bot.core.jobs import Actor, Job, JobState, ReplyTarget
 from bot.core.request import ImagineRequest
 from bot.store.db import Database
+from bot.store.leases import ProcessLease
 
 _UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
-HEARTBEAT_S = 10.0
-STALE_AFTER_S = 60.0  # a process on another host that has not beaten for this long is gone
 
 
 class JobRepository:
@@ -26,13 +23,14 @@ class JobRepository:
 
     Several bot processes may share one database (a Discord one and a Slack one): each job
     belongs to the process that runs it (`owner`), and a process only takes over the jobs of
-    processes that are gone.
+    processes that are gone (see bot/store/leases.py for how that is known).
     """
 
     def __init__(self, db: Database, data_dir: Path) -> None:
         self.db = db
         self.data_dir = data_dir
         self.owner = uuid.uuid4().hex[:12]  # this process
+        self.lease = ProcessLease(db.path, self.owner)
 
     def insert(self, conn: sqlite3.Connection, job: Job) -> None:
         """Write a new job row inside the caller's transaction."""
@@ -60,31 +58,27 @@ class JobRepository:
         return [self._job(row) for row in rows]
 
     async def register(self) -> None:
-        """Announce this process in the processes table (its lease on its jobs)."""
-        now = time.time()
-        await self.db.write(
-            "INSERT INTO processes (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)",
-            (self.owner, os.getpid(), socket.gethostname(), now, now),
-        )
+        """Take this process's lease (a row and a held lock) so others leave its jobs alone."""
+        await self.db.transaction(self.lease.acquire)
 
     async def heartbeat(self) -> bool:
-        """Renew this process's lease; False if it had lapsed (another process took it)."""
-        renewed = await self.db.write("UPDATE processes SET heartbeat_at = ? WHERE id = ?",
-                                      (time.time(), self.owner))
-        return renewed == 1
+        """Stamp this process's row; False if someone had removed it (it is written again)."""
+        return await self.db.transaction(self.lease.renew)
 
     async def unregister(self) -> None:
         """Give up the lease on a clean stop: the next process takes the jobs over."""
-        await self.db.write("DELETE FROM processes WHERE id = ?", (self.owner,))
+        await self.db.transaction(self.lease.release)
+
+    def drop_lease(self) -> None:
+        """Let go of the lock alone, as the kernel does when this process is killed."""
+        self.lease.drop()
 
     async def claim_orphans(self) -> list[Job]:
         """Take over the unfinished jobs of processes that are gone (running ones go back to
-        queued); jobs of processes still alive are left alone. Returns the jobs taken."""
+        queued) and jobs handed back on a stop; jobs of live processes are left alone.
+        Returns the jobs taken."""
         def claim(conn: sqlite3.Connection) -> list[Job]:
-            rows = conn.execute("SELECT id, pid, host, heartbeat_at FROM processes").fetchall()
-            gone = [row["id"] for row in rows if row["id"] != self.owner and not _alive(row)]
-            for process_id in gone:
-                conn.execute("DELETE FROM processes WHERE id = ?", (process_id,))
+            self.lease.bury_the_dead(conn)
             rows = conn.execute(
                 "UPDATE jobs SET owner = ?, state = ? WHERE state IN (?, ?) AND (owner IS NULL "
                 "OR owner NOT IN (SELECT id FROM processes)) RETURNING *",
@@ -93,6 +87,16 @@ class JobRepository:
             return [self._job(row) for row in rows]
 
         return await self.db.transaction(claim)
+
+    async def hand_back(self) -> list[Job]:
+        """Return this process's unfinished jobs to the queue with no owner (a clean stop), so
+        whichever process starts or beats next takes them at once. Returns the jobs."""
+        rows = await self.db.write_returning(
+            "UPDATE jobs SET owner = NULL, state = ? WHERE owner = ? AND state IN (?, ?) "
+            "RETURNING *",
+            (JobState.QUEUED.value, self.owner, *_UNFINISHED),
+        )
+        return [self._job(row) for row in rows]
 
     async def undelivered(self, platform: str) -> list[Job]:
         """Finished jobs whose result never reached the chat (a crash between the two)."""
@@ -209,15 +213,3 @@ class JobRepository:
             backend_seconds=row["backend_seconds"],
         )
 
-
-def _alive(process: sqlite3.Row) -> bool:
-    """A process on this host is alive while its pid is; elsewhere, while it beats."""
-    if process["host"] != socket.gethostname():
-        return bool(time.time() - process["heartbeat_at"] < STALE_AFTER_S)
-    try:
-        os.kill(process["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
