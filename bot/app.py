@@ -13,6 +13,7 @@ from bot.core.events import EventBus
 from bot.core.policy import ContentPolicy
 from bot.core.routing import Router
 from bot.core.service import ImagineService, ServiceSettings
+from bot.core.telemetry import Telemetry
 from bot.store.db import Database
 from bot.store.jobs_repo import JobRepository
 from bot.store.quota_repo import QuotaDefaults, QuotaRepository
@@ -39,7 +40,7 @@ def build_backends(settings: Settings, client: httpx.AsyncClient) -> dict[str, I
     return backends
 
 
-async def build_service(settings: Settings) -> ImagineService:
+async def build_service(settings: Settings, telemetry: Telemetry | None = None) -> ImagineService:
     """Open the database and build the whole core; call start() then stop() on the result."""
     data_dir = settings.storage.path
     db = await Database(data_dir / DB_NAME).open()
@@ -65,6 +66,7 @@ async def build_service(settings: Settings) -> ImagineService:
             backoff_cap_s=d.backoff_cap_s, progress_interval_s=d.progress_interval_s,
             initial_eta_s=d.initial_eta_s, heartbeat_s=d.heartbeat_s,
         ),
+        telemetry=telemetry,
     )
     return ImagineService(
         db=db, catalog=catalog, quota=quota, jobs=jobs, router=router, dispatcher=dispatcher,

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning
+from bot.core.jobs import (
+    Job,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobHandedBack,
+    JobQueued,
+    JobRunning,
+)
 
 BUTTON_ACTIONS = ("reroll", "vary", "edit", "info", "delete")
+HANDED_BACK = "The bot is restarting; your job is kept and will continue."
 
 
 def progress_text(event: JobEvent) -> str:
@@ -18,6 +27,8 @@ def progress_text(event: JobEvent) -> str:
         if event.progress is not None:
             return f"Generating… {int(event.progress * 100)}%"
         return f"Generating {event.job.request.samples} image(s) with {event.job.request.model}…"
+    if isinstance(event, JobHandedBack):
+        return HANDED_BACK
     if isinstance(event, JobDone):
         return "Done."
     if isinstance(event, JobFailed):

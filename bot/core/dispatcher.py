@@ -8,7 +8,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,21 @@ from bot.core.errors import (
 )
 from bot.core.events import EventBus, Listener
 from bot.core.fair_queue import FairQueue
-from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning, JobState
+from bot.core.jobs import (
+    Job,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobHandedBack,
+    JobQueued,
+    JobRunning,
+    JobState,
+)
 from bot.core.quota import QuotaStatus
 from bot.core.routing import Router
+from bot.core.telemetry import Telemetry
 from bot.store.db import Database
-from bot.store.jobs_repo import HEARTBEAT_S, JobRepository
+from bot.store.jobs_repo import JobRepository
 from bot.store.quota_repo import QuotaRepository
 
 log = logging.getLogger(__name__)
@@ -40,7 +50,7 @@ class DispatchPolicy:
     backoff_cap_s: float = 30.0
     progress_interval_s: float = 2.0
     initial_eta_s: float = 10.0
-    heartbeat_s: float = HEARTBEAT_S
+    heartbeat_s: float = 10.0
 
     def backoff(self, attempt: int, error: BackendTransient, rng: random.Random) -> float:
         """Exponential backoff with jitter; a 429's Retry-After wins when it is longer."""
@@ -70,6 +80,7 @@ class _Lane:
         self.queue = FairQueue()
         self.ready = asyncio.Semaphore(0)  # one release per push; cancelled jobs leave a spare
         self.mean_s = initial_eta_s
+        self.running = 0  # backend calls in flight
         self.last_positions: dict[str, int] = {}
 
     def observe(self, seconds: float) -> None:
@@ -94,6 +105,7 @@ class Dispatcher:
         data_dir: Path,
         policy: DispatchPolicy | None = None,
         rng: random.Random | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.db = db
         self.jobs = jobs
@@ -103,14 +115,18 @@ class Dispatcher:
         self.data_dir = data_dir
         self.policy = policy or DispatchPolicy()
         self.rng = rng or random.Random()
+        self.telemetry = telemetry or Telemetry()
         self._lanes = {
             name: _Lane(backend, concurrency.get(name, 1), self.policy.initial_eta_s)
             for name, backend in router.backends.items()
         }
-        self._jobs: dict[str, Job] = {}  # waiting or running, by id
-        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: dict[str, Job] = {}  # waiting, by id
+        self._workers: list[asyncio.Task[None]] = []
+        self._idle: set[asyncio.Task[Any]] = set()  # workers waiting for a job
+        self._tasks: list[asyncio.Task[None]] = []  # positions, heartbeat
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._started = False
+        self._draining = False
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -123,25 +139,56 @@ class Dispatcher:
             log.info("resuming %d unfinished jobs (%d taken over)", len(pending), len(claimed))
         for job in pending:
             self.enqueue(job)
+        self._draining = False
         for lane in self._lanes.values():
             for _ in range(lane.concurrency):
-                self._tasks.append(asyncio.create_task(self._work(lane)))
+                self._workers.append(asyncio.create_task(self._work(lane)))
         self._tasks.append(asyncio.create_task(self._report_positions()))
         self._tasks.append(asyncio.create_task(self._heartbeat()))
         self._started = True
 
-    async def stop(self) -> None:
-        """Stop the workers; running jobs stay 'running' in SQLite and resume on next start."""
-        for task in self._tasks + list(self._side_tasks):
+    async def stop(self, drain_s: float = 0.0) -> list[Job]:
+        """Stop cleanly: take no new job, let running backend calls finish and be delivered
+        for up to `drain_s`, then hand every unfinished job back to the queue (a successor
+        takes it at once) and give up the lease. Returns the jobs handed back."""
+        self._draining = True
+        for task in self._idle:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
+        deadline = time.monotonic() + drain_s
+        await _wait_until(deadline, self._workers)
+        await _wait_until(deadline, self._side_tasks)  # the finishing of the last answers
+        await self._cancel_all()
+        if not self._started:
+            return []
+        self._started = False
+        try:
+            handed_back = await self.jobs.hand_back()
+            for job in handed_back:
+                self.telemetry.job_handed_back(job)
+                self.bus.emit(JobHandedBack(job))
+            await self.jobs.unregister()
+        except Exception:  # the database may already be gone; the lock goes with the process
+            log.warning("could not hand this process's jobs back", exc_info=True)
+            return []
+        if handed_back:
+            log.info("handed %d unfinished jobs back to the queue", len(handed_back))
+        return handed_back
+
+    async def abandon(self) -> None:
+        """Stop at once and leave the database as it is, as a killed process does: its jobs
+        stay under its lease, which other processes take over once its lock is free."""
+        self._draining = True
+        await self._cancel_all()
+        self.jobs.drop_lease()
+        self._started = False
+
+    async def _cancel_all(self) -> None:
+        tasks = [*self._workers, *self._tasks, *self._side_tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._workers.clear()
         self._tasks.clear()
-        if self._started:
-            self._started = False
-            try:
-                await self.jobs.unregister()
-            except Exception:  # the database may already be gone; the lease then lapses
-                log.warning("could not give up this process's lease on its jobs", exc_info=True)
 
     def enqueue(self, job: Job) -> None:
         """Put a stored job in its backend's fair queue and announce its place (once)."""
@@ -175,12 +222,18 @@ class Dispatcher:
 
         await self.db.transaction(cancel)
         cancelled = await self.jobs.get(job.id) or job
+        self.telemetry.job_ended(cancelled)
+        self.telemetry.credits("refunded", cancelled.cost)
         self.bus.emit(JobFailed(cancelled, "Cancelled. Your credits were refunded.", True))
         return cancelled
 
     def queue_depth(self) -> dict[str, int]:
         """Waiting jobs per backend."""
         return {name: len(lane.queue) for name, lane in self._lanes.items()}
+
+    def running(self) -> dict[str, int]:
+        """Backend calls in flight per backend."""
+        return {name: lane.running for name, lane in self._lanes.items()}
 
     # --- delivery after a restart -------------------------------------------------------------
 
@@ -214,8 +267,14 @@ class Dispatcher:
     # --- the work -------------------------------------------------------------------------------
 
     async def _work(self, lane: _Lane) -> None:
-        while True:
-            await lane.ready.acquire()
+        me = asyncio.current_task()
+        assert me is not None
+        while not self._draining:
+            self._idle.add(me)
+            try:
+                await lane.ready.acquire()
+            finally:
+                self._idle.discard(me)
             job_id = lane.queue.pop()
             if job_id is None:
                 continue
@@ -251,13 +310,20 @@ class Dispatcher:
         if running is None:
             _abandon(generation)
             return None
+        self.telemetry.job_started(running, taken_at - running.created_at)
         self.bus.emit(JobRunning(running))
+        lane.running += 1
         try:
             result = await generation
         except ImagineError as error:
+            self.telemetry.backend_call(lane.backend.name, job.request.model,
+                                        time.monotonic() - started, ok=False)
             return self._fail(running, error)
+        finally:
+            lane.running -= 1
         seconds = time.monotonic() - started
         lane.observe(seconds)
+        self.telemetry.backend_call(lane.backend.name, job.request.model, seconds, ok=True)
         return self._finish(lane, running, result, seconds)
 
     async def _guarded(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
@@ -291,6 +357,10 @@ class Dispatcher:
             return
         done = dataclasses.replace(running, state=JobState.DONE, images=paths,
                                    finished_at=time.time(), backend_seconds=seconds)
+        self.telemetry.job_ended(done)
+        self.telemetry.credits("charged", done.cost)
+        if result.remaining_credits is not None:
+            self.telemetry.remaining_credits(lane.backend.name, result.remaining_credits)
         log.info("job %s done in %.2f s on %s (%d images)", done.id, seconds,
                  lane.backend.name, len(paths))
         self.bus.emit(JobDone(done, paths, status.balance))
@@ -306,6 +376,7 @@ class Dispatcher:
                 delay = self.policy.backoff(attempt, error, self.rng)
                 log.warning("job %s: %s (status %s), retry %d in %.1f s", job.id,
                             type(error).__name__, error.status, attempt + 1, delay)
+                self.telemetry.retried(backend.name)
                 attempt += 1
                 await asyncio.sleep(delay)
             except BackendUnavailable as error:
@@ -330,6 +401,9 @@ class Dispatcher:
         log.info("job %s failed: %s (%s)", job.id, type(error).__name__,
                  getattr(error, "detail", "") or error.user_message)
         failed = await self.jobs.get(job.id) or job
+        self.telemetry.job_ended(failed)
+        if refunded:
+            self.telemetry.credits("refunded", failed.cost)
         self.bus.emit(JobFailed(failed, error.sentence(), refunded))
 
     def _paths(self, job: Job, result: GenerationResult) -> tuple[Path, ...]:
@@ -363,10 +437,8 @@ class Dispatcher:
             await asyncio.sleep(self.policy.heartbeat_s)
             try:
                 if not await self.jobs.heartbeat():
-                    # Silent for longer than the staleness limit, so another process took
-                    # our jobs over; from now on, announce ourselves again.
-                    log.warning("this process's lease had lapsed; registering again")
-                    await self.jobs.register()
+                    log.warning("this process's row in the processes table had been removed; "
+                                "it was written again")
                 for job in await self.jobs.claim_orphans():
                     log.warning("took over job %s from a process that is gone", job.id)
                     self.enqueue(job)
@@ -381,6 +453,15 @@ class Dispatcher:
 
 class _AlreadyFinished(Exception):
     """Raised inside a transaction to roll it back when the job was already final."""
+
+
+async def _wait_until(deadline: float, tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Wait for the tasks (a set may grow meanwhile) until they are done or the deadline."""
+    while pending := [task for task in tasks if not task.done()]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.wait(pending, timeout=left)
 
 
 def _abandon(call: asyncio.Future[Any]) -> None:

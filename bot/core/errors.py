@@ -9,6 +9,7 @@
     │   ├── UserBlocked             an admin blocked this user
     │   └── QueueFull               the user already has too many queued jobs
     ├── NotAllowed                  not the owner / not an admin
+    ├── ShuttingDown                the bot is stopping: try again shortly (costs nothing)
     ├── JobNotFound                 unknown or deleted job id
     └── BackendError                the image service failed
         ├── BackendRejected         400 / 404: the request itself is wrong (not retried)
@@ -80,6 +81,11 @@ class QueueFull(QuotaError):
 
 class NotAllowed(ImagineError):
     default_message = "Only the owner of that image or an admin can do that."
+
+
+class ShuttingDown(ImagineError):
+    default_message = ("The bot is restarting; please try again in a minute. "
+                       "Nothing was charged.")
 
 
 class JobNotFound(ImagineError):

@@ -107,4 +107,11 @@ class JobFailed:
     refunded: bool
 
 
-JobEvent = JobQueued | JobRunning | JobDone | JobFailed
+@dataclass(frozen=True)
+class JobHandedBack:
+    """The bot is stopping: the job went back to the queue and a successor will run it."""
+
+    job: Job
+
+
+JobEvent = JobQueued | JobRunning | JobHandedBack | JobDone | JobFailed

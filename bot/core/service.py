@@ -18,7 +18,14 @@ from typing import Any
 
 from bot.core.catalog import SEED_MAX, Catalog
 from bot.core.dispatcher import Dispatcher
-from bot.core.errors import ImagineError, JobNotFound, NotAllowed, QueueFull, RequestError
+from bot.core.errors import (
+    ImagineError,
+    JobNotFound,
+    NotAllowed,
+    QueueFull,
+    RequestError,
+    ShuttingDown,
+)
 from bot.core.events import EventBus, Listener
 from bot.core.flags import parse_flags
 from bot.core.jobs import Actor, Job, JobEvent, JobState, ReplyTarget
@@ -72,6 +79,7 @@ class ImagineService:
         self._on_stop = on_stop
         self._health_interval_s = health_interval_s
         self._background: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -82,15 +90,25 @@ class ImagineService:
         await self.dispatcher.start()
         self._background.append(asyncio.create_task(self._housekeeping()))
 
-    async def stop(self) -> None:
-        """Stop dispatching (unfinished jobs stay in the database) and close everything."""
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() has begun: new requests are refused with a sentence."""
+        return self._stopping
+
+    async def stop(self, drain_s: float = 0.0, *, deliver_s: float = 10.0) -> None:
+        """Refuse new requests, let running jobs finish and be delivered for up to `drain_s`,
+        hand the rest back to the queue for the next process, deliver the last events
+        (`deliver_s` more at most), and close everything."""
+        self._stopping = True
+        deadline = time.monotonic() + drain_s
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
-        await self.dispatcher.stop()
+        await self.dispatcher.stop(drain_s)
+        left = max(deadline - time.monotonic(), 0.0)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.bus.drain(), timeout=10)
+            await asyncio.wait_for(self.bus.drain(), timeout=left + deliver_s)
         await self.router.aclose()
         if self._on_stop is not None:
             await self._on_stop()
@@ -208,6 +226,8 @@ class ImagineService:
     async def _submit(self, actor: Actor, request: ImagineRequest, target: ReplyTarget, *,
                       parent: Job | None = None, action: str = "imagine",
                       nsfw_allowed: bool) -> Job:
+        if self._stopping:
+            raise ShuttingDown()
         self.policy.check(request.prompt, nsfw_allowed=nsfw_allowed)
         backend = self.router.pick(request)
         if parent is not None and parent.target.message_id and not target.reply_to_message_id:
@@ -236,6 +256,7 @@ class ImagineService:
         await self.db.transaction(store)
         log.info("job %s queued: %s by %s/%s on %s, %d credits", job.id, request.summary(),
                  actor.scope, actor.user_id, backend.name, job.cost)
+        self.dispatcher.telemetry.job_submitted(job)
         self.dispatcher.enqueue(job)
         return job
 

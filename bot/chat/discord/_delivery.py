@@ -14,7 +14,16 @@ from bot.chat.discord._convert import only_user, token_valid
 from bot.chat.discord._files import attachments
 from bot.chat.discord._ui import result_embed, result_view
 from bot.chat.render import progress_text
-from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning, ReplyTarget
+from bot.core.jobs import (
+    Job,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobHandedBack,
+    JobQueued,
+    JobRunning,
+    ReplyTarget,
+)
 from bot.core.service import ImagineService
 
 log = logging.getLogger("bot.chat.discord")
@@ -50,6 +59,9 @@ class Delivery:
         """Handle one job event from the service."""
         if isinstance(event, JobQueued | JobRunning):
             await self._progress(event.job, progress_text(event))
+        elif isinstance(event, JobHandedBack):  # the bot is stopping: say so now, not paced
+            self._stop_pending(event.job.id)
+            await self._edit_progress(event.job, progress_text(event))
         elif isinstance(event, JobDone):
             await self._done(event)
         elif isinstance(event, JobFailed):
@@ -126,7 +138,7 @@ class Delivery:
                 return
         # Marked at once: a crash from here on must not post the images a second time.
         await self.service.mark_delivered(job.id)
-        if followed_up:
+        if followed_up or job.target.message_id:  # after a restart it said "Generating…"
             await self._edit_progress(job, progress_text(event), interaction)
         self._last_edit.pop(job.id, None)
         await self.service.update_target(  # later rerolls reply to the result itself

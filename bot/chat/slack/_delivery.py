@@ -22,7 +22,7 @@ from bot.chat.slack._format import (
     result_summary,
     user_ref,
 )
-from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobQueued, JobRunning
+from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobHandedBack, JobQueued, JobRunning
 from bot.core.service import ImagineService
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class Delivery:
         try:
             if isinstance(event, JobQueued | JobRunning):
                 await self._progress(event.job, progress_message(event.job, progress_text(event)))
+            elif isinstance(event, JobHandedBack):
+                await self._say_now(event.job, progress_message(event.job, progress_text(event)))
             elif isinstance(event, JobDone):
                 await self._done(event)
             elif isinstance(event, JobFailed):
@@ -144,6 +146,17 @@ class Delivery:
             state.pending = text  # coalesce: only the latest text is shown when the time comes
             if state.flush is None:
                 state.flush = asyncio.create_task(self._flush_later(state, max(wait, 0.0)))
+
+    async def _say_now(self, job: Job, text: str) -> None:
+        """Edit the progress message at once, unpaced (the bot is stopping)."""
+        state = self._state(job)
+        async with state.lock:
+            state.pending = None
+            if state.flush is not None:
+                state.flush.cancel()
+                state.flush = None
+            if state.ts is not None and not state.finished:
+                await self._edit(state, text)
 
     async def _flush_later(self, state: _Progress, wait: float) -> None:
         await asyncio.sleep(wait)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 
+from bot.chat.render import HANDED_BACK
 from bot.core.jobs import Actor
 from tests.chat.slack.conftest import (
     ANN,
@@ -18,6 +19,7 @@ from tests.chat.slack.conftest import (
     whisper,
 )
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
+from tests.reliability.support import until
 
 
 async def test_a_slash_command_is_acked_at_once(bot, slack):
@@ -211,3 +213,16 @@ async def test_a_mention_slack_sends_twice_is_imagined_once(bot, slack):
     await result(slack)
 
     assert await job_count(bot) == 1
+
+
+async def test_a_job_handed_back_on_stop_says_so_in_its_progress_message(
+    bot, slack, fake_segmind
+):
+    fake_segmind.latency_s = 30
+    await slack.slash_command("/imagine", "a red fox", user=ANN, channel=CHANNEL)
+    await until(lambda: len(fake_segmind.requests) == 1, 10, "the job running")
+    [progress] = slack.messages.values()
+
+    await bot.stop()
+
+    assert progress.history[-1].split("\n")[1] == HANDED_BACK
