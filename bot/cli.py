@@ -8,11 +8,19 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Settings
 from bot.core.errors import ImagineError
 
+if TYPE_CHECKING:  # imported when a command needs them, so `--help` stays fast
+    from bot.core.service import ImagineService
+    from bot.ops.health import HealthBoard
+
 log = logging.getLogger("bot")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_NAME = "imagine-bot.log"  # in the data folder, when the console chat owns the terminal
+STOP_DELIVERY_S = 3.0  # after the drain: time to post the "restarting" notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     if args.command == "worker":
@@ -127,34 +135,82 @@ async def _imagine(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import build_service
+    from bot.ops.health import HealthBoard
+    from bot.ops.lifecycle import StopSignals
+    from bot.ops.metrics import PrometheusTelemetry
+    from bot.ops.server import OpsServer
 
-    service = await build_service(settings)
-    await service.start()
+    chats = [] if args.console else [
+        name for name, secret in (("discord", "discord_token"), ("slack", "slack_bot_token"))
+        if settings.secret(secret)]
+    if not chats:  # the terminal is the conversation: log lines go to a file instead
+        _log_to_file(settings.storage.path / LOG_NAME)
+    signals = StopSignals()
+    signals.install()
+    service = await build_service(settings, PrometheusTelemetry())
+    board = HealthBoard()
+    ops = (OpsServer(service, board, host=settings.metrics.host, port=settings.metrics.port)
+           if settings.metrics.port else None)
     tasks: list[asyncio.Task[None]] = []
     try:
-        if not args.console and settings.secret("discord_token"):
-            from bot.chat.discord import run_discord
-
-            tasks.append(asyncio.create_task(run_discord(service, settings)))
-        if not args.console and settings.secret("slack_bot_token"):
-            from bot.chat.slack import run_slack
-
-            tasks.append(asyncio.create_task(run_slack(service, settings)))
+        await service.start()
+        if ops is not None:
+            try:
+                await ops.start()
+            except OSError as error:
+                log.error("cannot serve /healthz and /metrics on %s:%d (%s): set [metrics] port "
+                          "(IMAGINE_METRICS__PORT) to a free port, or 0 to turn them off",
+                          settings.metrics.host, settings.metrics.port, error.strerror)
+                return 1
         if not service.router.backends:
             log.warning("no image service configured: set SEGMIND_API_KEY or [worker] url")
-        if not tasks:
+        for name in chats:
+            board.expect(name)
+            tasks.append(asyncio.create_task(_run_chat(name, service, settings, board)))
+        if not chats:
             from bot.chat.console import run_console
 
             log.info("no chat credentials (DISCORD_TOKEN, SLACK_BOT_TOKEN): console chat")
-            await run_console(service)
-            return 0
-        await asyncio.gather(*tasks)
+            tasks.append(asyncio.create_task(run_console(service)))
+        chatting = asyncio.gather(*tasks)
+        stop = asyncio.create_task(signals.requested.wait())
+        await asyncio.wait({chatting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if chatting.done():
+            chatting.result()  # an adapter that failed ends the run with its error
         return 0
     finally:
+        # Chat stays connected while running jobs finish, so their results still arrive.
+        await service.stop(settings.dispatch.drain_s, deliver_s=STOP_DELIVERY_S)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await service.stop()
+        if ops is not None:
+            await ops.close()
+        signals.uninstall()
+
+
+async def _run_chat(name: str, service: ImagineService, settings: Settings,
+                    board: HealthBoard) -> None:
+    if name == "discord":
+        from bot.chat.discord import run_discord
+
+        await run_discord(service, settings, board)
+    else:
+        from bot.chat.slack import run_slack
+
+        await run_slack(service, settings, board)
+
+
+def _log_to_file(path: Path) -> None:
+    """Everything to `path`, and only warnings and errors to the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.WARNING)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(to_file)
 
 
 async def _quota(settings: Settings, args: argparse.Namespace) -> int:

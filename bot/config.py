@@ -129,6 +129,12 @@ class DispatchSettings(Section):
     initial_eta_s: float = Field(10.0, gt=0)
     heartbeat_s: float = Field(10.0, gt=0, le=30)
     variation_strength: float = Field(0.3, gt=0, le=1)
+    drain_s: float = Field(20.0, ge=0, le=600)  # on SIGTERM: how long running jobs may finish
+
+
+class MetricsSettings(Section):
+    host: str = "127.0.0.1"  # 0.0.0.0 in a container, so the health check can reach it
+    port: int = Field(9464, ge=0, le=65535)  # 0 turns /healthz and /metrics off
 
 
 class DiscordSettings(Section):
@@ -161,6 +167,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
 

@@ -29,6 +29,7 @@ def cli_env(data: Path, segmind_url: str | None) -> dict[str, str]:
            if not k.startswith(("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_"))}
     env["IMAGINE_STORAGE__PATH"] = str(data)
     env["IMAGINE_CONFIG"] = str(data / "absent.toml")
+    env["IMAGINE_METRICS__PORT"] = "0"  # tests run side by side; the ops tests pick a port
     if segmind_url:
         env["IMAGINE_SEGMIND__BASE_URL"] = segmind_url
         env["SEGMIND_API_KEY"] = SEGMIND_KEY
@@ -87,6 +88,17 @@ async def test_the_console_chat_runs_imagine_info_and_quota(tmp_path, fake_segmi
     assert "credits left" in out
     assert "[1] done: Model: flux-schnell · Seed: 3" in out
     assert Path(out.split("[1]   ")[1].split()[0]).exists()
+
+
+async def test_the_console_chat_keeps_log_lines_out_of_the_conversation(tmp_path, fake_segmind):
+    env = cli_env(tmp_path, fake_segmind.base_url)
+    status, out, err = await run_cli("run", "--console", env=env,
+                                     stdin=b"/imagine a red fox --seed 3\n")
+
+    assert status == 0, err
+    assert " INFO " not in out + err
+    log_file = (tmp_path / "imagine-bot.log").read_text()
+    assert "queued: flux-schnell" in log_file and "done in" in log_file
 
 
 async def test_doctor_shows_the_segmind_credits_the_bot_last_read(tmp_path, fake_segmind):

@@ -5,6 +5,9 @@
     bot.kill()                   # SIGKILL, synchronous: safe to call from inside a fake's handler
     await bot.start()            # again, on the same data folder
     await bot.stop()             # SIGINT (a clean shutdown), SIGKILL if it hangs
+
+A `prefix` runs the bot under another command, e.g. `unshare --pid --fork --mount-proc`, which
+makes it PID 1 of a new PID namespace as in a container; signals then go to the bot itself.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def bot_env(
     env["IMAGINE_CONFIG"] = str(data_dir / "absent.toml")
     env["IMAGINE_DISPATCH__BACKOFF_BASE_S"] = "0.05"
     env["IMAGINE_DISPATCH__BACKOFF_CAP_S"] = "0.2"
+    env["IMAGINE_METRICS__PORT"] = "0"  # several bots run at once; a test that needs it sets it
     if segmind_url:
         env["IMAGINE_SEGMIND__BASE_URL"] = segmind_url
         env["SEGMIND_API_KEY"] = segmind_key or "crash-segmind-key"
@@ -62,8 +66,9 @@ class BotProcess:
     """One bot process at a time on a data folder; every run appends to the same log file."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *, ready_line: str = DISCORD_READY,
-                 log_level: str = "INFO") -> None:
+                 log_level: str = "INFO", prefix: tuple[str, ...] = ()) -> None:
         self.env = env
+        self.prefix = prefix
         self.log_path = log_path
         self.ready_line = ready_line
         self.log_level = log_level
@@ -74,15 +79,34 @@ class BotProcess:
 
     @property
     def pid(self) -> int | None:
-        """The running process's id."""
+        """The running process's id (the prefix command's, when there is one)."""
         return self.process.pid if self.process is not None else None
+
+    @property
+    def bot_pid(self) -> int | None:
+        """The bot's own process id: the process itself, or the child the prefix forked."""
+        pid = self.pid
+        if not self.prefix or pid is None:
+            return pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except FileNotFoundError:
+            return None
+        return int(children[0]) if children else None
+
+    def send(self, sig: signal.Signals) -> None:
+        """Send a signal to the bot itself (to the prefix command once the bot is gone)."""
+        pid = self.bot_pid or self.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     async def start(self, within_s: float = 60.0) -> None:
         """Start the bot and wait until its chat adapter says it is connected."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "--log-level", self.log_level, "run",
+                *self.prefix, sys.executable, "-m", "bot", "--log-level", self.log_level, "run",
                 env=self.env, cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
             )
@@ -102,8 +126,7 @@ class BotProcess:
         """SIGKILL now (no clean-up runs in the bot); synchronous, so a fake's handler can call it."""
         self.ready.clear()
         if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGKILL)
+            self.send(signal.SIGKILL)
             self.kills += 1
 
     async def wait_exit(self) -> int:
@@ -116,8 +139,7 @@ class BotProcess:
         self.ready.clear()
         if self.process is None or self.process.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGINT)
+        self.send(signal.SIGINT)
         try:
             await asyncio.wait_for(self.process.wait(), within_s)
         except TimeoutError:

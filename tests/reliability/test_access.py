@@ -427,10 +427,11 @@ def fake_bodies(fake_discord: FakeDiscord, fake_slack: FakeSlack, segmind: FakeS
 
 
 def database_dump(data: Path) -> bytes:
-    """Every row of every table, and the raw database, WAL and shared-memory files."""
+    """Every row of every table, and the raw database, WAL, shared-memory and lock files."""
     db = data / DB_NAME
     tables = [r["name"] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")]
     dump = [repr(rows(db, f'SELECT * FROM "{table}"')).encode() for table in tables]
     for path in data.glob(f"{DB_NAME}*"):
-        dump.append(path.read_bytes())
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        dump.extend(file.read_bytes() for file in files if file.is_file())
     return b"\n".join(dump)

@@ -398,6 +398,7 @@ def cli_env(data: Path, segmind_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_"))}
     return env | {"IMAGINE_STORAGE__PATH": str(data), "IMAGINE_CONFIG": str(data / "none.toml"),
+                  "IMAGINE_METRICS__PORT": "0",
                   "IMAGINE_SEGMIND__BASE_URL": segmind_url, "SEGMIND_API_KEY": SEGMIND_KEY}
 
 

@@ -7,6 +7,7 @@ import getpass
 import logging
 import shlex
 import sys
+import threading
 from typing import TextIO
 
 from bot.chat.render import fields_text, info_fields, progress_text, result_fields
@@ -161,10 +162,10 @@ async def run_console(service: ImagineService, stdin: TextIO = sys.stdin,
     """Read commands until quit or end of input."""
     chat = ConsoleChat(service, out)
     print("imagine-bot console. Type help for commands.", file=out, flush=True)
-    loop = asyncio.get_running_loop()
+    lines = _read_lines(stdin)
     while True:
         print("> ", end="", file=out, flush=True)
-        line = await loop.run_in_executor(None, stdin.readline)
+        line = await lines.get()
         if not line:
             break
         if not await chat.handle(line):
@@ -173,6 +174,25 @@ async def run_console(service: ImagineService, stdin: TextIO = sys.stdin,
         print(f"Waiting for {len(chat.pending)} job(s) to finish…", file=out, flush=True)
         await chat.wait_idle()
     await service.bus.drain()
+
+
+def _read_lines(stdin: TextIO) -> asyncio.Queue[str]:
+    """Lines of `stdin` as they come ("" at the end), read by a daemon thread: a blocked read
+    must not keep the process alive once a signal stopped the bot (an executor thread would,
+    as asyncio.run waits for it)."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in iter(stdin.readline, ""):
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, "")
+        except (RuntimeError, ValueError):  # the loop or the stream closed: nobody listens
+            pass
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return lines
 
 
 def _user() -> str:

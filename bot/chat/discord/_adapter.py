@@ -20,6 +20,7 @@ from bot.chat.discord._tree import CheckedTree
 from bot.chat.discord._ui import JobButton
 from bot.config import ConfigError, DiscordSettings, Settings
 from bot.core.service import ImagineService
+from bot.ops.health import HealthBoard
 
 log = logging.getLogger("bot.chat.discord")
 
@@ -58,6 +59,18 @@ class ImagineClient(discord.Client):
         log.info("discord commands synced to %s",
                  ", ".join(map(str, guild_ids)) if guild_ids else "every server (global)")
 
+    async def on_ready(self) -> None:
+        """The gateway session is up (also after a reconnect that started a new session)."""
+        self.adapter.connected = True
+
+    async def on_resumed(self) -> None:
+        """The gateway session resumed after a drop."""
+        self.adapter.connected = True
+
+    async def on_disconnect(self) -> None:
+        """The gateway dropped; discord.py reconnects on its own."""
+        self.adapter.connected = False
+
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Modal submits are matched here by custom id, so they work after a restart."""
         if interaction.type is discord.InteractionType.modal_submit:
@@ -84,6 +97,7 @@ class DiscordAdapter:
         self.jobs = JobHandlers(service, self.settings, self.delivery)
         self._runner: asyncio.Task[None] | None = None
         self._listening = False
+        self.connected = False  # the gateway session, as discord.py's events tell it
 
     async def start(self, *, ready_within_s: float = 60.0) -> None:
         """Log in, sync commands, connect the gateway, wait for READY, then take job events."""
@@ -110,6 +124,12 @@ class DiscordAdapter:
         self.service.listen(PLATFORM, self.delivery)
         self._listening = True
 
+    async def problem(self) -> str | None:
+        """None while the gateway is connected, else why not (for /healthz)."""
+        if self.client.is_closed():
+            return "the Discord client is closed"
+        return None if self.connected else "the Discord gateway is disconnected (reconnecting)"
+
     async def wait_closed(self) -> None:
         """Wait until the gateway connection ends."""
         if self._runner is not None:
@@ -127,11 +147,14 @@ class DiscordAdapter:
                 await self._runner
 
 
-async def run_discord(service: ImagineService, settings: Settings) -> None:
+async def run_discord(service: ImagineService, settings: Settings,
+                      health: HealthBoard | None = None) -> None:
     """Run the Discord adapter until it disconnects or the task is cancelled."""
     adapter = DiscordAdapter(service, settings)
     try:
         await adapter.start()
+        if health is not None:
+            health.report(PLATFORM, adapter.problem)
         await adapter.wait_closed()
     finally:
         await adapter.close()

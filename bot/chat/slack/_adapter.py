@@ -21,6 +21,7 @@ from bot.chat.slack._handlers import Handlers
 from bot.chat.slack._people import People
 from bot.config import ConfigError, Settings
 from bot.core.service import ImagineService
+from bot.ops.health import HealthBoard
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,14 @@ class SlackAdapter:
             log.info("Slack HTTP endpoint on %s:%d%s", self.http_host, self.http_port,
                      EVENTS_PATH)
 
+    async def problem(self) -> str | None:
+        """None while Slack can reach the bot, else why not (for /healthz)."""
+        if self.mode == "http":
+            return None if self._runner is not None else "the Slack HTTP endpoint is closed"
+        if self._socket is None or not await self._socket.client.is_connected():
+            return "the Slack Socket Mode connection is down (reconnecting)"
+        return None
+
     @property
     def events_url(self) -> str:
         """The local URL of the HTTP mode endpoint (Request URL in the app's settings)."""
@@ -127,10 +136,13 @@ class SlackAdapter:
             self._session = None
 
 
-async def run_slack(service: ImagineService, settings: Settings) -> None:
+async def run_slack(service: ImagineService, settings: Settings,
+                    health: HealthBoard | None = None) -> None:
     """Run the Slack bot until cancelled."""
     adapter = SlackAdapter(service, settings)
     await adapter.start()
+    if health is not None:
+        health.report("slack", adapter.problem)
     try:
         await asyncio.Event().wait()
     finally:
