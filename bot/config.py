@@ -5,15 +5,34 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from bot.core.catalog import ALL_MODELS, DEFAULT_MODEL, Catalog
 from bot.core.quota import Period
 
+CONFIG_FILE = "config.toml"  # in the working folder, unless IMAGINE_CONFIG names another
+CONFIG_VARIABLE = "IMAGINE_CONFIG"
 SECRET_ENV = {
     "segmind_api_key": "SEGMIND_API_KEY",
     "worker_api_key": "IMAGINE_WORKER_API_KEY",
@@ -151,12 +170,27 @@ class SlackSettings(Section):
     api_base_url: str = "https://slack.com/api/"
 
 
+def _unset_if_empty(value: object) -> object:
+    """An empty secret variable counts as unset."""
+    return None if value == "" else value
+
+
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_unset_if_empty)]
+
+# What Settings.load() was asked to read. pydantic-settings builds its sources in a classmethod
+# that gets no call arguments (pydantic/pydantic-settings#259), so load() hands the file and the
+# environment over here, scoped to its own call; Settings() alone reads os.environ.
+_LOADING: ContextVar[tuple[Path | None, Mapping[str, str]] | None] = ContextVar(
+    "_LOADING", default=None
+)
+
+
 class Settings(BaseSettings):
     """Every setting. Build with Settings.load(); secrets are SecretStr and never printed."""
 
     model_config = SettingsConfigDict(
-        env_prefix="IMAGINE_", env_nested_delimiter="__", extra="forbid",
-        populate_by_name=True,
+        env_prefix="IMAGINE_", env_nested_delimiter="__", toml_file=CONFIG_FILE,
+        extra="forbid", populate_by_name=True,
     )
 
     segmind: SegmindSettings = Field(default_factory=SegmindSettings)
@@ -171,13 +205,26 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
 
-    # Secrets: only from the environment (or passed in by tests), never from config.toml.
-    segmind_api_key: SecretStr | None = Field(None, exclude=True)
-    worker_api_key: SecretStr | None = Field(None, exclude=True)
-    discord_token: SecretStr | None = Field(None, exclude=True)
-    slack_bot_token: SecretStr | None = Field(None, exclude=True)
-    slack_app_token: SecretStr | None = Field(None, exclude=True)
-    slack_signing_secret: SecretStr | None = Field(None, exclude=True)
+    # Secrets: only from the environment (or passed in by tests), never from config.toml. The
+    # alias is the variable's own name, as these carry no IMAGINE_ prefix (bar the worker key).
+    segmind_api_key: OptionalSecret = Field(
+        None, validation_alias=SECRET_ENV["segmind_api_key"], exclude=True
+    )
+    worker_api_key: OptionalSecret = Field(
+        None, validation_alias=SECRET_ENV["worker_api_key"], exclude=True
+    )
+    discord_token: OptionalSecret = Field(
+        None, validation_alias=SECRET_ENV["discord_token"], exclude=True
+    )
+    slack_bot_token: OptionalSecret = Field(
+        None, validation_alias=SECRET_ENV["slack_bot_token"], exclude=True
+    )
+    slack_app_token: OptionalSecret = Field(
+        None, validation_alias=SECRET_ENV["slack_app_token"], exclude=True
+    )
+    slack_signing_secret: OptionalSecret = Field(
+        None, validation_alias=SECRET_ENV["slack_signing_secret"], exclude=True
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -188,34 +235,25 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # load() alone reads the environment (the `environ` it is given), so a test's or a
-        # caller's environment is the whole story and every value is parsed one way.
-        return (init_settings,)
+        """Arguments, then the environment, then config.toml; no .env file, no secrets folder."""
+        path, environ = _LOADING.get() or (None, os.environ)
+        if path is None:
+            path = Path(environ.get(CONFIG_VARIABLE, CONFIG_FILE))
+        # The file is read first, so a broken or secret-holding file is reported before the
+        # environment is looked at; the first source listed wins.
+        toml = _TomlSource(settings_cls, path)
+        return (init_settings, _EnvSource(settings_cls, environ), toml)
 
     @classmethod
-    def load(cls, path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    def load(cls, path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         """config.toml (if present) overlaid by IMAGINE_* variables; raises ConfigError."""
-        environ = dict(os.environ if environ is None else environ)
-        path = path or Path(environ.get("IMAGINE_CONFIG", "config.toml"))
-        data: dict[str, Any] = {}
-        if path.exists():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-                raise ConfigError(f"{path} is not valid TOML: {error}") from None
-        leaked = sorted(k for k in data if k.lower() in SECRET_ENV or k.upper() in SECRET_ENV.values())
-        if leaked:
-            raise ConfigError(
-                f"{path}: {', '.join(leaked)} must come from the environment, not the config file."
-            )
-        data = _merge(data, _env_overrides(environ))
-        for field, name in SECRET_ENV.items():
-            if environ.get(name):
-                data[field] = environ[name]
+        token = _LOADING.set((path, dict(os.environ if environ is None else environ)))
         try:
-            return cls.model_validate(data)
+            return cls()
         except ValidationError as error:
             raise ConfigError(_explain(error)) from None
+        finally:
+            _LOADING.reset(token)
 
     def build_catalog(self) -> Catalog:
         """The catalog narrowed by [catalog] and priced by [quota] base_costs."""
@@ -234,22 +272,73 @@ class Settings(BaseSettings):
         return value.get_secret_value() if value is not None else None
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """IMAGINE_SEGMIND__BASE_URL=... -> {"segmind": {"base_url": "..."}}."""
-    out: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.startswith("IMAGINE_") or name in SECRET_ENV.values() or name == "IMAGINE_CONFIG":
-            continue
-        path = [p.lower() for p in name[len("IMAGINE_"):].split("__")]
-        node = out
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{name}: {key} is set both as a value and as a section.")
-        if isinstance(node.get(path[-1]), dict):
-            raise ConfigError(f"{name}: {path[-1]} is set both as a value and as a section.")
-        node[path[-1]] = _parse_env_value(value)
-    return out
+class _TomlSource(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source, with its failures told as ConfigError sentences."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        # Refused rather than ignored: a secret in a file that gets copied and committed has
+        # leaked already, and the person who put it there should hear so.
+        leaked = sorted(
+            key for key in self.toml_data
+            if key.lower() in SECRET_ENV or key.upper() in SECRET_ENV.values()
+        )
+        if leaked:
+            raise ConfigError(
+                f"{path}: {', '.join(leaked)} must come from the environment, not the config file."
+            )
+
+
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given environment, strict about names."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        # EnvSettingsSource reads os.environ through _load_env_vars(), a private hook (the one
+        # its .env and cloud sources override); assigning the public env_vars it then reads from
+        # swaps in the given environment without relying on that name. Sorted, so a table comes
+        # before the variables that set keys inside it and they are merged into it, not lost.
+        self.environ = environ
+        self.env_vars = dict(
+            sorted((name if self.case_sensitive else name.lower(), value) for name, value in environ.items())
+        )
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        """JSON or TOML for lists and tables; anything else is left for validation to name."""
+        return _parse_env_value(value)
+
+    def __call__(self) -> dict[str, Any]:
+        """The settings the environment sets, unknown IMAGINE_ names included so they are refused."""
+        self._refuse_value_and_section()
+        data = super().__call__()
+        # EnvSettingsSource only looks up the settings there are, so a misspelt IMAGINE_ variable
+        # would be ignored; passing it on (as the .env source does) lets extra="forbid" name it.
+        prefix, delimiter = self.env_prefix.lower(), str(self.env_nested_delimiter)
+        for name, value in self.env_vars.items():
+            if not name.startswith(prefix) or name == CONFIG_VARIABLE.lower():
+                continue
+            key = name[len(prefix):].split(delimiter)[0]
+            if key not in self.settings_cls.model_fields:
+                data.setdefault(key, value)
+        return data
+
+    def _refuse_value_and_section(self) -> None:
+        """IMAGINE_A="x" with IMAGINE_A__B="y": pydantic-settings would quietly keep one."""
+        prefix, delimiter = self.env_prefix.lower(), str(self.env_nested_delimiter)
+        paths = {
+            name: tuple(name[len(prefix):].lower().split(delimiter))
+            for name in sorted(self.environ) if name.lower().startswith(prefix)
+        }
+        values = {path: self.environ[name] for name, path in paths.items()}
+        for name, path in paths.items():
+            for depth in range(1, len(path)):
+                above = values.get(path[:depth])
+                # A table above is a section too: the keys set below it are merged into it.
+                if above is not None and not isinstance(_parse_env_value(above), dict):
+                    raise ConfigError(f"{name}: {path[depth - 1]} is set both as a value and as a section.")
 
 
 def _parse_env_value(value: str) -> Any:
@@ -267,17 +356,8 @@ def _parse_env_value(value: str) -> Any:
     return value
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _explain(error: ValidationError) -> str:
+    """One sentence naming every bad key (section.key) and what is wrong with it."""
     parts = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
