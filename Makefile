@@ -27,12 +27,14 @@ install: $(VENV)/.installed-all       ## the bot, the GPU worker and the test to
 run: $(VENV)/.installed-bot           ## start every chat adapter that has credentials (console without)
 	$(VENV)/bin/imagine-bot run
 
-test: install                         ## lint, then the whole test suite (offline)
+test: install                         ## lint, type-check, then the whole test suite (offline)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/dispatch.py

@@ -8,7 +8,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
 from bot.core.errors import ImagineError
@@ -172,9 +172,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
             log.info("no chat credentials (DISCORD_TOKEN, SLACK_BOT_TOKEN): console chat")
             tasks.append(asyncio.create_task(run_console(service)))
-        chatting = asyncio.gather(*tasks)
-        stop = asyncio.create_task(signals.requested.wait())
-        await asyncio.wait({chatting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        chatting: asyncio.Future[Any] = asyncio.gather(*tasks)
+        stop: asyncio.Future[Any] = asyncio.ensure_future(signals.requested.wait())
+        await asyncio.wait([chatting, stop], return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if chatting.done():
             chatting.result()  # an adapter that failed ends the run with its error

@@ -291,11 +291,12 @@ class SegmindBackend:
 
     def _body(self, request: ImagineRequest, index: int) -> tuple[int, Body]:
         """The seed and JSON body of the index-th image of a request."""
-        varied = request.variation_seed is not None and request.variation_strength is not None
-        if varied and self.supports_variation(request.model):
+        variation_seed = request.variation_seed
+        varied = variation_seed is not None and request.variation_strength is not None
+        if varied and variation_seed is not None and self.supports_variation(request.model):
             seed = request.seed
             body = BODY_BUILDERS[request.model](request, seed)
-            body["variation_seed"] = (request.variation_seed + index) % (SEED_MAX + 1)
+            body["variation_seed"] = (variation_seed + index) % (SEED_MAX + 1)
             body["variation_strength"] = request.variation_strength
             return seed, body
         if varied:

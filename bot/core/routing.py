@@ -38,9 +38,9 @@ class Router:
         route = self.routes.get(model, "auto")
         if route == "auto":
             worker = self.backends.get("worker")
-            usable = worker is not None and worker.serves(model) and self._healthy("worker")
             segmind = self.backends.get("segmind")
-            if usable and (worker.accepts(request) or segmind is None):
+            if (worker is not None and worker.serves(model) and self._healthy("worker")
+                    and (worker.accepts(request) or segmind is None)):
                 return worker
             route = "segmind"
         backend = self.backends.get(route)

@@ -185,6 +185,7 @@ class ImagineService:
             raise ImagineError(f"That result has no image {index + 1}.")
         seed = (parent.request.seed + index) % (SEED_MAX + 1)
         backend = self.router.pick(parent.request)
+        update: dict[str, Any]
         if backend.supports_variation(parent.request.model):
             update = {"seed": seed, "samples": 1,
                       "variation_seed": secrets.randbelow(SEED_MAX + 1),

@@ -68,7 +68,9 @@ def clip_tokenizer() -> Any:
     bpe.train_from_iterator(CORPUS, trainer)
     model = json.loads(bpe.to_str())["model"]
     return CLIPTokenizer(
-        vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], model_max_length=77
+        # Annotated list[str], but the tokenizer takes the (left, right) pairs the trainer made.
+        vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]],  # type: ignore[misc]
+        model_max_length=77
     )
 
 

@@ -111,8 +111,9 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
 
         await guarded(interaction, "/quota-admin", run)
 
-    for command in (imagine, quota, quota_admin):
-        tree.add_command(command)
+    tree.add_command(imagine)
+    tree.add_command(quota)
+    tree.add_command(quota_admin)
 
     @tree.error
     async def _on_error(interaction: discord.Interaction,

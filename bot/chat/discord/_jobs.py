@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import discord
 
@@ -91,12 +92,12 @@ class JobHandlers:
 
     async def on_modal_submit(self, interaction: discord.Interaction) -> None:
         """The Edit modal's submit, matched by custom id (so it survives a restart too)."""
-        custom_id = str((interaction.data or {}).get("custom_id", ""))
-        match = MODAL_PATTERN.fullmatch(custom_id)
+        data: dict[str, Any] = dict(interaction.data or {})
+        match = MODAL_PATTERN.fullmatch(str(data.get("custom_id", "")))
         if match is None:
             return
         job_id = match["job_id"]
-        values = modal_values((interaction.data or {}).get("components", []))
+        values = modal_values(data.get("components", []))
         prompt = values.get("prompt", "")
         negative = values.get("negative_prompt", "").strip() or None
         nsfw = nsfw_allowed(interaction)

@@ -53,7 +53,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_
         index = match["index"]
         return cls(match["action"], match["job_id"], int(index) if index else None)
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
         """Hand the press to the adapter's handlers."""
         client: ImagineClient = interaction.client  # type: ignore[assignment]
         await client.adapter.jobs.on_button(interaction, self.action, self.job_id, self.index)

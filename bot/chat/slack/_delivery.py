@@ -197,6 +197,7 @@ class Delivery:
         await self.service.update_target(job.id, dataclasses.replace(job.target, message_id=state.ts))
 
     async def _edit(self, state: _Progress, text: str) -> None:
+        assert state.ts is not None, "edit before the progress message was posted"
         state.last_sent = time.monotonic()
         await self._quietly(self.client.chat_update(channel=state.channel, ts=state.ts, text=text))
 
