@@ -13,7 +13,7 @@ neither the wait for a free backend slot nor the backend call is counted:
   marking the job running overlaps the call, so it counts only where it outlasts it).
 
 For scale, the same run times one small transaction alone on an idle database (the round trip
-to aiosqlite's thread), back to back and with pauses between.
+to the database's thread), back to back and with pauses between.
 
 Side by side in the same run, the Segmind client alone (no bot: C parallel calls in a loop)
 against the same fake shows what the HTTP client and the fake cost on this machine, so the

@@ -11,12 +11,13 @@ from bot.core.backend import ImageBackend
 from bot.core.dispatcher import Dispatcher, DispatchPolicy
 from bot.core.events import EventBus
 from bot.core.policy import ContentPolicy
+from bot.core.quota import QuotaRules
 from bot.core.routing import Router
 from bot.core.service import ImagineService, ServiceSettings
 from bot.core.telemetry import Telemetry
 from bot.store.db import Database
 from bot.store.jobs_repo import JobRepository
-from bot.store.quota_repo import QuotaDefaults, QuotaRepository
+from bot.store.quota_repo import QuotaRepository
 
 DB_NAME = "imagine.db"
 
@@ -50,7 +51,7 @@ async def build_service(settings: Settings, telemetry: Telemetry | None = None) 
     )
     backends = build_backends(settings, client)
     router = Router(backends, {m: settings.routing.route(m) for m in catalog.names})
-    quota = QuotaRepository(db, QuotaDefaults(
+    quota = QuotaRepository(db, QuotaRules(
         allowance=settings.quota.default_allowance, period=settings.quota.period,
         admins_unlimited=settings.quota.admins_unlimited,
     ))

@@ -13,10 +13,11 @@ from typing import Any, TextIO
 
 import httpx
 
-from bot.app import build_service
+from bot.app import DB_NAME, build_service
 from bot.config import SECRET_ENV, Settings
 from bot.core.backend import BackendHealth
 from bot.core.service import ImagineService
+from bot.store.db import Database
 
 # (ok, what, detail): ok is True (passed), False (failed) or None (nothing to check).
 Line = Callable[[bool | None, str, str], None]
@@ -57,8 +58,12 @@ async def run_doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
 
     service = await build_service(settings)
     try:
-        mode = await service.db.journal_mode()
-        line(mode == "wal", "database", f"{service.db.path} (journal {mode})")
+        database = await Database(settings.storage.path / DB_NAME).open()
+        try:
+            mode = await database.journal_mode()
+        finally:
+            await database.close()
+        line(mode == "wal", "database", f"{database.path} (journal {mode})")
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
             await _check_backends(settings, service, client, line)
             await _check_discord(settings, client, line)

@@ -59,5 +59,4 @@ class Recorder:
 async def ledger_rows(service: ImagineService, job_id: str | None = None) -> list[dict[str, Any]]:
     """The ledger, optionally for one job."""
     sql = "SELECT * FROM ledger" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY id"
-    cursor = await service.db.conn.execute(sql, (job_id,) if job_id else ())
-    return [dict(row) for row in await cursor.fetchall()]
+    return [dict(row) for row in await service.db.read(sql, (job_id,) if job_id else ())]

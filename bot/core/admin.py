@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 
 from bot.core.errors import ImagineError
-from bot.core.quota import Period
-from bot.store.quota_repo import UNLIMITED, QuotaRepository
+from bot.core.ports import QuotaLedger
+from bot.core.quota import UNLIMITED, Period
 
 USAGE = (
     "Usage: show USER | set USER CREDITS|unlimited|default [day|week|month] | "
@@ -53,7 +53,7 @@ def parse_admin(words: list[str]) -> AdminCommand:
     return AdminCommand(action, user)
 
 
-async def run_admin(quota: QuotaRepository, scope: str, command: AdminCommand,
+async def run_admin(quota: QuotaLedger, scope: str, command: AdminCommand,
                     mention: str = "{user}") -> str:
     """Carry out an admin command in `scope`; returns the sentence to show the admin."""
     user = command.user_id or ""

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import random
-import sqlite3
+import shutil
 import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
@@ -33,12 +33,10 @@ from bot.core.jobs import (
     JobRunning,
     JobState,
 )
+from bot.core.ports import JobStore, QuotaLedger, Store, Transaction
 from bot.core.quota import QuotaStatus
 from bot.core.routing import Router
 from bot.core.telemetry import Telemetry
-from bot.store.db import Database
-from bot.store.jobs_repo import JobRepository
-from bot.store.quota_repo import QuotaRepository
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +94,9 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        db: Database,
-        jobs: JobRepository,
-        quota: QuotaRepository,
+        db: Store,
+        jobs: JobStore,
+        quota: QuotaLedger,
         router: Router,
         bus: EventBus,
         concurrency: dict[str, int],
@@ -215,7 +213,7 @@ class Dispatcher:
             raise ImagineError("That job is already running or finished; it cannot be cancelled.")
         self._jobs.pop(job.id, None)
 
-        def cancel(conn: sqlite3.Connection) -> None:
+        def cancel(conn: Transaction) -> None:
             if self.jobs.finish(conn, job.id, JobState.CANCELLED, error="cancelled",
                                 refunded=True):
                 self.quota.refund(conn, job.id)
@@ -337,12 +335,15 @@ class Dispatcher:
 
     async def _finish(self, lane: _Lane, running: Job, result: GenerationResult,
                       seconds: float) -> None:
-        """Save the images, mark the job done and charge it, in one transaction."""
+        """Save the images, then mark the job done and charge it in one transaction."""
         actor = running.actor
         paths = self._paths(running, result)
+        # Written before the transaction: the disk is never waited on under the write lock
+        # (other processes share it). A crash between the two leaves files of a job that is
+        # run again and overwrites them.
+        await asyncio.to_thread(self._save, paths, result)
 
-        def charge(conn: sqlite3.Connection) -> QuotaStatus | None:
-            self._save(paths, result)
+        def charge(conn: Transaction) -> QuotaStatus | None:
             if not self.jobs.finish(conn, running.id, JobState.DONE, images=paths,
                                     backend_seconds=seconds):
                 return None  # already final (cancelled or failed meanwhile)
@@ -353,7 +354,8 @@ class Dispatcher:
                                         is_admin=actor.is_admin)
 
         status = await self.db.transaction(charge)
-        if status is None:
+        if status is None:  # its images are nobody's: remove them
+            await asyncio.to_thread(shutil.rmtree, self.data_dir / "images" / running.id, True)
             return
         done = dataclasses.replace(running, state=JobState.DONE, images=paths,
                                    finished_at=time.time(), backend_seconds=seconds)
@@ -386,7 +388,7 @@ class Dispatcher:
 
     async def _fail(self, job: Job, error: ImagineError) -> None:
 
-        def refund(conn: sqlite3.Connection) -> bool:
+        def refund(conn: Transaction) -> bool:
             refunded = self.quota.refund(conn, job.id)
             error.refunded = refunded
             if not self.jobs.finish(conn, job.id, JobState.FAILED, error=error.sentence(),

@@ -1,16 +1,23 @@
-"""The SQLite database: one connection, WAL, a busy timeout, versioned migrations."""
+"""The SQLite database: one connection on one thread, WAL, a busy timeout, migrations.
+
+Repository methods that take a Transaction run inside the caller's transaction (on the
+database thread); their async methods are self-contained.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import re
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
+from bot.core.ports import Transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,66 +105,73 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 class Database:
-    """One aiosqlite connection. A transaction is one function run on the connection's own
-    thread between BEGIN IMMEDIATE and COMMIT, so nothing can interleave with it and it costs
-    one thread hop however many statements it holds."""
+    """One SQLite connection, owned by one thread of its own.
+
+    Every call runs a function on that thread (asyncio's run_in_executor over a one-thread
+    executor), so statements never interleave and the event loop never blocks on the disk. A
+    transaction is one such function between BEGIN IMMEDIATE and COMMIT: it costs one thread
+    hop however many statements it holds, and nothing can run between its statements.
+    """
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        self._conn: aiosqlite.Connection | None = None
-
-    @property
-    def conn(self) -> aiosqlite.Connection:
-        if self._conn is None:
-            raise RuntimeError("Database.open() was not called")
-        return self._conn
+        self._conn: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     async def open(self) -> Database:
         """Open (creating the folder), switch to WAL and apply pending migrations."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
-        self._conn.row_factory = aiosqlite.Row
-        await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._thread, self._connect)
         await self.run(_use_wal, self.busy_timeout_ms / 1000)
-        await self._conn.execute("PRAGMA synchronous = NORMAL")
-        await self._conn.execute("PRAGMA foreign_keys = ON")
         await self._migrate()
         return self
 
-    async def close(self) -> None:
-        """Close the connection."""
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+    def _connect(self) -> sqlite3.Connection:
+        # Made on the thread that will use it; check_same_thread stays on as a guard.
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
 
-    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(conn)` between BEGIN IMMEDIATE and COMMIT (ROLLBACK if it raises) and
+    async def close(self) -> None:
+        """Close the connection and its thread."""
+        if self._conn is not None:
+            await self.run(lambda conn: conn.close())
+            self._conn = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+    async def transaction(self, work: Callable[[Transaction], T]) -> T:
+        """Run `work(tx)` between BEGIN IMMEDIATE and COMMIT (ROLLBACK if it raises) and
         return its result. It runs on the database thread: it must not touch the event loop."""
         return await self.run(_in_transaction, work)
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(conn, *args)` on the database thread in one hop (reads of several
         statements; a lone statement in autocommit)."""
-        conn = self.conn
-        # aiosqlite has no public way to run a function on its thread; _execute is what all
-        # its own methods use. Its maintainer on why one might: "a performance improvement to
-        # run sequential queries on the dedicated thread" (omnilib/aiosqlite#19). A statement
-        # per hop made the dispatcher's finishing transaction its slowest part.
-        return await conn._execute(lambda: work(conn._conn, *args))
+        conn, thread = self._conn, self._thread
+        if conn is None or thread is None:
+            raise RuntimeError("Database.open() was not called")
+        return await asyncio.get_running_loop().run_in_executor(
+            thread, functools.partial(work, conn, *args))
 
-    async def write(self, sql: str, params: tuple = ()) -> int:
+    async def write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """One statement, atomic on its own (autocommit); returns the number of rows changed."""
-        cursor = await self.conn.execute(sql, params)
-        return cursor.rowcount
+        return await self.run(lambda conn: conn.execute(sql, params).rowcount)
 
-    async def write_returning(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+    async def write_returning(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """One statement with RETURNING, atomic on its own; returns the rows."""
-        return list(await self.conn.execute_fetchall(sql, params))
+        return await self.read(sql, params)
 
-    async def read(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+    async def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """A query in one round trip."""
-        return list(await self.conn.execute_fetchall(sql, params))
+        return await self.run(lambda conn: conn.execute(sql, params).fetchall())
 
     async def _migrate(self) -> None:
         applied = await self.transaction(_apply_migrations)
@@ -166,9 +180,8 @@ class Database:
 
     async def journal_mode(self) -> str:
         """The journal mode in force (doctor and tests check it is 'wal')."""
-        cursor = await self.conn.execute("PRAGMA journal_mode")
-        row = await cursor.fetchone()
-        return str(row[0]) if row else ""
+        rows = await self.read("PRAGMA journal_mode")
+        return str(rows[0][0]) if rows else ""
 
 
 def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
@@ -191,7 +204,7 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in str(error) or "busy" in str(error)
 
 
-def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[Transaction], T]) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = work(conn)
@@ -202,7 +215,7 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return result
 
 
-def _apply_migrations(conn: sqlite3.Connection) -> list[int]:
+def _apply_migrations(conn: Transaction) -> list[int]:
     """Apply the migrations past the file's user_version; returns the versions applied."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     applied = []

@@ -10,7 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bot.core.jobs import Actor, Job, JobState, ReplyTarget
+from bot.core.jobs import Actor, Job, JobAction, JobState, ReplyTarget
+from bot.core.ports import Transaction
 from bot.core.request import ImagineRequest
 from bot.store.db import Database
 from bot.store.leases import ProcessLease
@@ -32,7 +33,7 @@ class JobRepository:
         self.owner = uuid.uuid4().hex[:12]  # this process
         self.lease = ProcessLease(db.path, self.owner)
 
-    def insert(self, conn: sqlite3.Connection, job: Job) -> None:
+    def insert(self, conn: Transaction, job: Job) -> None:
         """Write a new job row inside the caller's transaction."""
         conn.execute(
             "INSERT INTO jobs (id, state, platform, scope, user_id, actor, request, target, cost, "
@@ -77,7 +78,7 @@ class JobRepository:
         """Take over the unfinished jobs of processes that are gone (running ones go back to
         queued) and jobs handed back on a stop; jobs of live processes are left alone.
         Returns the jobs taken."""
-        def claim(conn: sqlite3.Connection) -> list[Job]:
+        def claim(conn: Transaction) -> list[Job]:
             self.lease.bury_the_dead(conn)
             rows = conn.execute(
                 "UPDATE jobs SET owner = ?, state = ? WHERE state IN (?, ?) AND (owner IS NULL "
@@ -107,7 +108,7 @@ class JobRepository:
         )
         return [self._job(row) for row in rows]
 
-    def count_queued(self, conn: sqlite3.Connection, scope: str, user_id: str) -> int:
+    def count_queued(self, conn: Transaction, scope: str, user_id: str) -> int:
         """How many jobs the user has waiting or running (inside the caller's transaction)."""
         row = conn.execute(
             "SELECT COUNT(*) FROM jobs WHERE scope = ? AND user_id = ? AND state IN (?, ?)",
@@ -128,7 +129,7 @@ class JobRepository:
 
     def finish(
         self,
-        conn: sqlite3.Connection,
+        conn: Transaction,
         job_id: str,
         state: JobState,
         *,
@@ -165,7 +166,7 @@ class JobRepository:
         """Forget a job's image files (retention); the job and its buttons stay."""
         await self.db.write("UPDATE jobs SET images = '[]' WHERE id = ?", (job_id,))
 
-    def record_credits(self, conn: sqlite3.Connection, backend: str, remaining: float) -> None:
+    def record_credits(self, conn: Transaction, backend: str, remaining: float) -> None:
         """Remember a backend's last x-remaining-credits (doctor runs in another process)."""
         conn.execute(
             "INSERT INTO backend_status (name, remaining_credits, seen_at) VALUES (?, ?, ?) "
@@ -201,7 +202,7 @@ class JobRepository:
             created_at=row["created_at"],
             backend=row["backend"],
             parent_id=row["parent_id"],
-            action=row["action"],
+            action=JobAction(row["action"]),
             attempts=row["attempts"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],

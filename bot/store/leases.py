@@ -16,9 +16,10 @@ import logging
 import os
 import re
 import socket
-import sqlite3
 import time
 from pathlib import Path
+
+from bot.core.ports import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ProcessLease:
         """Whether this process holds its lock."""
         return self._fd is not None
 
-    def acquire(self, conn: sqlite3.Connection) -> None:
+    def acquire(self, conn: Transaction) -> None:
         """Take the lock, then announce this process (the lock first: a row without a held
         lock is taken for a dead process)."""
         if self._fd is None:
@@ -54,7 +55,7 @@ class ProcessLease:
             (self.owner, os.getpid(), socket.gethostname(), now, now),
         )
 
-    def renew(self, conn: sqlite3.Connection) -> bool:
+    def renew(self, conn: Transaction) -> bool:
         """Stamp the heartbeat; False when the row was gone (then it is written again)."""
         renewed = conn.execute("UPDATE processes SET heartbeat_at = ? WHERE id = ?",
                                (time.time(), self.owner)).rowcount == 1
@@ -62,7 +63,7 @@ class ProcessLease:
             self.acquire(conn)
         return renewed
 
-    def release(self, conn: sqlite3.Connection) -> None:
+    def release(self, conn: Transaction) -> None:
         """Give the lease up on a clean stop: remove the row, then the lock and its file."""
         conn.execute("DELETE FROM processes WHERE id = ?", (self.owner,))
         if self._fd is not None:
@@ -75,7 +76,7 @@ class ProcessLease:
             os.close(self._fd)
             self._fd = None
 
-    def bury_the_dead(self, conn: sqlite3.Connection) -> list[str]:
+    def bury_the_dead(self, conn: Transaction) -> list[str]:
         """Delete the rows of processes that are gone (inside the caller's transaction, so
         two claimers never judge the same process); returns their ids."""
         rows = conn.execute("SELECT id FROM processes WHERE id <> ?", (self.owner,)).fetchall()

@@ -7,33 +7,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.core.errors import InsufficientCredits, UserBlocked
-from bot.core.quota import Period, QuotaStatus, period_end, period_start
+from bot.core.errors import UserBlocked
+from bot.core.ports import Transaction
+from bot.core.quota import Account, Period, QuotaRules, QuotaStatus, period_start
 from bot.store.db import Database
-
-UNLIMITED = -1  # an allowance value meaning "no limit"
-
-
-@dataclass(frozen=True)
-class QuotaDefaults:
-    """The config's default allowance and period, and whether admins are unlimited."""
-
-    allowance: int = 50
-    period: Period = Period.DAY
-    admins_unlimited: bool = True
-
-
-@dataclass(frozen=True)
-class _Account:
-    """A user's quota as it stands in the current period (read in one query)."""
-
-    allowance: int
-    period: Period
-    start: str  # ISO start of the current period
-    used: int  # in the current period
-    granted: int
-    blocked: bool
-    needs_roll: bool  # no row yet, or its period has passed: write before charging
 
 
 @dataclass(frozen=True)
@@ -46,13 +23,13 @@ class Reservation:
 class QuotaRepository:
     """Every credit change goes through here and is written to the ledger with its job id."""
 
-    def __init__(self, db: Database, defaults: QuotaDefaults) -> None:
+    def __init__(self, db: Database, rules: QuotaRules) -> None:
         self.db = db
-        self.defaults = defaults
+        self.rules = rules
 
     def reserve(
         self,
-        conn: sqlite3.Connection,
+        conn: Transaction,
         *,
         scope: str,
         user_id: str,
@@ -62,38 +39,33 @@ class QuotaRepository:
         now: datetime | None = None,
     ) -> Reservation:
         """Hold `credits` inside the caller's transaction, or raise InsufficientCredits."""
-        account = self._account(conn, scope, user_id, now or datetime.now(UTC))
+        now = now or datetime.now(UTC)
+        account, needs_roll = self._account(conn, scope, user_id, now)
         if account.blocked:
             raise UserBlocked()
-        self._roll(conn, scope, user_id, account)
-        start = account.start
-        if account.allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited):
+        self._roll(conn, scope, user_id, account, needs_roll)
+        start = account.start.isoformat()
+        if self.rules.unlimited(account, is_admin=is_admin):
             self._ledger(conn, scope, user_id, job_id, "reserve", credits, 0, 0, start,
                          "unlimited")
             return Reservation(job_id, credits, unlimited=True)
-        from_allowance = min(credits, max(account.allowance - account.used, 0))
-        from_grant = credits - from_allowance
+        charge = self.rules.charge(account, credits, now)
         # One conditional UPDATE: it only applies if nothing changed since the read and the
         # balance still covers the cost, so the balance can never go negative.
         cursor = conn.execute(
             "UPDATE quota_accounts SET used = used + ?, granted = granted - ? "
             "WHERE scope = ? AND user_id = ? AND used = ? AND granted = ? AND blocked = 0 "
             "AND granted >= ?",
-            (from_allowance, from_grant, scope, user_id, account.used, account.granted,
-             from_grant),
+            (charge.from_allowance, charge.from_grant, scope, user_id, account.used,
+             account.granted, charge.from_grant),
         )
         if cursor.rowcount != 1:
-            balance = max(account.allowance - account.used, 0) + account.granted
-            resets = period_end(account.period, now or datetime.now(UTC))
-            raise InsufficientCredits(
-                f"That costs {credits} credits and you have {balance} left; your allowance "
-                f"resets {resets:%Y-%m-%d %H:%M} UTC. Nothing was charged."
-            )
+            raise self.rules.refusal(account, credits, now)
         self._ledger(conn, scope, user_id, job_id, "reserve", credits,
-                     from_allowance, from_grant, start, None)
+                     charge.from_allowance, charge.from_grant, start, None)
         return Reservation(job_id, credits, unlimited=False)
 
-    def commit(self, conn: sqlite3.Connection, job_id: str) -> None:
+    def commit(self, conn: Transaction, job_id: str) -> None:
         """Turn a job's reservation into a charge (inside the caller's transaction)."""
         conn.execute(
             "INSERT INTO ledger (at, scope, user_id, job_id, kind, credits, period_start, note) "
@@ -103,7 +75,7 @@ class QuotaRepository:
             (time.time(), job_id, job_id),
         )
 
-    def refund(self, conn: sqlite3.Connection, job_id: str) -> bool:
+    def refund(self, conn: Transaction, job_id: str) -> bool:
         """Give a job's reserved credits back; True when there was something to refund."""
         held = self._reservation(conn, job_id)
         if held is None:
@@ -131,19 +103,13 @@ class QuotaRepository:
             lambda conn: self.status_in(conn, scope, user_id, is_admin=is_admin, now=now))
 
     def status_in(
-        self, conn: sqlite3.Connection, scope: str, user_id: str, *, is_admin: bool = False,
+        self, conn: Transaction, scope: str, user_id: str, *, is_admin: bool = False,
         now: datetime | None = None,
     ) -> QuotaStatus:
         """status() inside the caller's transaction; reads only."""
         now = now or datetime.now(UTC)
-        a = self._account(conn, scope, user_id, now)
-        unlimited = a.allowance == UNLIMITED or (is_admin and self.defaults.admins_unlimited)
-        balance = None if unlimited else max(a.allowance - a.used, 0) + a.granted
-        return QuotaStatus(
-            user_id=user_id, scope=scope, allowance=None if unlimited else a.allowance,
-            period=a.period, used=a.used, granted=a.granted, balance=balance,
-            resets_at=period_end(a.period, now), blocked=a.blocked, unlimited=unlimited,
-        )
+        account, _ = self._account(conn, scope, user_id, now)
+        return self.rules.status(account, scope, user_id, is_admin=is_admin, now=now)
 
     async def set_user(
         self, scope: str, user_id: str, allowance: int | None, period: Period | None
@@ -196,8 +162,8 @@ class QuotaRepository:
         """An admin's change to one account (created if new), written to the ledger.
         `assignments` is SQL written in this module, never user input."""
 
-        def change(conn: sqlite3.Connection) -> None:
-            self._roll(conn, scope, user_id, self._account(conn, scope, user_id, datetime.now(UTC)))
+        def change(conn: Transaction) -> None:
+            self._roll(conn, scope, user_id, *self._account(conn, scope, user_id, datetime.now(UTC)))
             conn.execute(f"UPDATE quota_accounts SET {assignments} WHERE scope = ? AND user_id = ?",
                          (*values, scope, user_id))
             self._ledger(conn, scope, user_id, None, kind, credits, 0,
@@ -205,10 +171,11 @@ class QuotaRepository:
 
         await self.db.transaction(change)
 
-    def _account(self, conn: sqlite3.Connection, scope: str, user_id: str,
-                 now: datetime) -> _Account:
+    def _account(self, conn: Transaction, scope: str, user_id: str,
+                 now: datetime) -> tuple[Account, bool]:
         """The user's effective allowance and period (their override, else the workspace's,
-        else the config's) and their usage in the current period, in one query."""
+        else the config's) and their usage in the current period, in one query; and whether
+        the row must be written (no row yet, or its period has passed) before charging."""
         row = conn.execute(
             "SELECT a.used, a.granted, a.blocked, a.period_start, "
             "COALESCE(a.allowance, w.allowance) AS allowance, "
@@ -217,27 +184,28 @@ class QuotaRepository:
             "LEFT JOIN workspace_quota w ON w.scope = ?",
             (scope, user_id, scope),
         ).fetchone()
-        period = Period(row["period"]) if row["period"] else self.defaults.period
-        start = period_start(period, now).isoformat()
-        current = row["period_start"] == start
-        return _Account(
-            allowance=self.defaults.allowance if row["allowance"] is None else int(row["allowance"]),
+        period = Period(row["period"]) if row["period"] else self.rules.period
+        start = period_start(period, now)
+        current = row["period_start"] == start.isoformat()
+        account = Account(
+            allowance=self.rules.allowance if row["allowance"] is None else int(row["allowance"]),
             period=period, start=start, used=int(row["used"]) if current else 0,
             granted=int(row["granted"] or 0), blocked=bool(row["blocked"]),
-            needs_roll=not current,
         )
+        return account, not current
 
-    def _roll(self, conn: sqlite3.Connection, scope: str, user_id: str, account: _Account) -> None:
+    def _roll(self, conn: Transaction, scope: str, user_id: str, account: Account,
+              needs_roll: bool) -> None:
         """Create the account, or start its new period (used = 0), when that is due."""
-        if account.needs_roll:
+        if needs_roll:
             conn.execute(
                 "INSERT INTO quota_accounts (scope, user_id, period_start) VALUES (?, ?, ?) "
                 "ON CONFLICT (scope, user_id) DO UPDATE SET used = 0, "
                 "period_start = excluded.period_start",
-                (scope, user_id, account.start),
+                (scope, user_id, account.start.isoformat()),
             )
 
-    def _reservation(self, conn: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
+    def _reservation(self, conn: Transaction, job_id: str) -> sqlite3.Row | None:
         """The job's reservation if it is still held (neither committed nor refunded)."""
         rows = conn.execute(
             "SELECT * FROM ledger WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund') "
@@ -247,7 +215,7 @@ class QuotaRepository:
         return rows[0]
 
     def _ledger(
-        self, conn: sqlite3.Connection, scope: str, user_id: str, job_id: str | None,
+        self, conn: Transaction, scope: str, user_id: str, job_id: str | None,
         kind: str, credits: int, from_allowance: int, from_grant: int,
         period_start_iso: str | None, note: str | None,
     ) -> None:

@@ -6,8 +6,7 @@ import pytest
 
 from bot.core.admin import parse_admin, run_admin
 from bot.core.errors import ImagineError
-from bot.core.quota import Period
-from bot.store.quota_repo import UNLIMITED
+from bot.core.quota import UNLIMITED, Period
 from tests.helpers import Recorder, actor, target
 
 

@@ -32,18 +32,17 @@ async def assert_books_balance(service, ids: list[str], recorder: Recorder) -> N
         if isinstance(finals[0], JobFailed):
             assert finals[0].refunded and "refunded" in finals[0].message
             assert "Traceback" not in finals[0].message
-    cursor = await service.db.conn.execute(
+    rows = await service.db.read(
         "SELECT job_id, SUM(CASE kind WHEN 'reserve' THEN credits ELSE 0 END) AS reserved, "
         "SUM(CASE kind WHEN 'commit' THEN credits WHEN 'refund' THEN credits ELSE 0 END) AS settled "
         "FROM ledger WHERE job_id IS NOT NULL GROUP BY job_id"
     )
-    rows = await cursor.fetchall()
     assert len(rows) == len(ids)
     assert all(row["reserved"] == row["settled"] for row in rows)
     spent = sum(job.cost for job in [await service.jobs.get(j) for j in ids]
                 if job.state is JobState.DONE)
-    used = await service.db.conn.execute("SELECT SUM(used) + 0 FROM quota_accounts")
-    assert (await used.fetchone())[0] == spent
+    [used] = await service.db.read("SELECT SUM(used) + 0 FROM quota_accounts")
+    assert used[0] == spent
 
 
 async def test_a_mix_of_errors_timeouts_and_broken_answers_ends_every_job_cleanly(
@@ -105,8 +104,8 @@ async def test_no_job_is_left_queued_or_running_after_a_fault_storm(settings_for
     try:
         await run_jobs(service, recorder, jobs=40)
         await asyncio.sleep(0.1)
-        cursor = await service.db.conn.execute(
+        rows = await service.db.read(
             "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
-        assert (await cursor.fetchone())[0] == 0
+        assert rows[0][0] == 0
     finally:
         await service.stop()

@@ -126,8 +126,8 @@ async def test_a_discord_and_a_slack_process_on_one_file_keep_both_workspaces_ex
 async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     db = await Database(tmp_path / DB_NAME).open()
     try:
-        journal = await (await db.conn.execute("PRAGMA journal_mode")).fetchone()
-        timeout = await (await db.conn.execute("PRAGMA busy_timeout")).fetchone()
+        [journal] = await db.read("PRAGMA journal_mode")
+        [timeout] = await db.read("PRAGMA busy_timeout")
     finally:
         await db.close()
 

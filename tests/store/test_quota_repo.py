@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.core.errors import InsufficientCredits, UserBlocked
-from bot.core.quota import Period
+from bot.core.quota import UNLIMITED, Period, QuotaRules
 from bot.store.db import MIGRATIONS, Database
-from bot.store.quota_repo import UNLIMITED, QuotaDefaults, QuotaRepository
+from bot.store.quota_repo import QuotaRepository
 
 SCOPE = "discord:1"
 MONDAY = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
@@ -18,7 +18,7 @@ MONDAY = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 @pytest.fixture
 async def quota(tmp_path):
     db = await Database(tmp_path / "q.db").open()
-    yield QuotaRepository(db, QuotaDefaults(allowance=10, period=Period.DAY))
+    yield QuotaRepository(db, QuotaRules(allowance=10, period=Period.DAY))
     await db.close()
 
 
@@ -31,7 +31,7 @@ async def reserve(quota: QuotaRepository, credits: int, job: str, *, user: str =
 
 async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(quota):
     assert await quota.db.journal_mode() == "wal"
-    row = await (await quota.db.conn.execute("PRAGMA busy_timeout")).fetchone()
+    [row] = await quota.db.read("PRAGMA busy_timeout")
     assert row[0] >= 5000
 
 
@@ -39,7 +39,7 @@ async def test_reopening_the_database_does_not_run_migrations_twice(tmp_path):
     first = await Database(tmp_path / "m.db").open()
     await first.close()
     again = await Database(tmp_path / "m.db").open()
-    row = await (await again.conn.execute("PRAGMA user_version")).fetchone()
+    [row] = await again.read("PRAGMA user_version")
     assert row[0] == len(MIGRATIONS)
     await again.close()
 

@@ -121,9 +121,8 @@ def slack_button_value(message: Message, action_id: str) -> str:
 
 async def job_count(bot: Bot) -> int:
     """How many jobs the database holds."""
-    cursor = await bot.service.db.conn.execute("SELECT COUNT(*) FROM jobs")
-    row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    [row] = await bot.service.db.read("SELECT COUNT(*) FROM jobs")
+    return int(row[0])
 
 
 def progress_of(slack: FakeSlack, job: Job) -> Message:
