@@ -171,6 +171,7 @@ class SegmindBackend:
         client: httpx.AsyncClient | None = None,
         variation_models: Collection[str] = (),
         health_url: str | None = None,
+        hosted: bool = True,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -185,8 +186,9 @@ class SegmindBackend:
         self.timeout_s = float(timeout_s)
         self.models = frozenset(models)
         self.variation_models = frozenset(variation_models)
-        self.is_segmind = name == "segmind"
-        self.health_url = health_url or (None if self.is_segmind else f"{self.base_url}/health")
+        # Segmind itself (a key is required, no /health) rather than our worker speaking its API.
+        self.hosted = hosted
+        self.health_url = health_url or (None if self.hosted else f"{self.base_url}/health")
         self.last_remaining_credits: float | None = None
         self.last_health: dict[str, Any] | None = None  # the worker's own /health answer
         self._api_key = api_key or None
@@ -211,7 +213,7 @@ class SegmindBackend:
 
     def serves(self, model: str) -> bool:
         """Whether `model` is configured here (and, for Segmind, an API key is set)."""
-        return model in self.models and (self._api_key is not None or not self.is_segmind)
+        return model in self.models and (self._api_key is not None or not self.hosted)
 
     def supports_variation(self, model: str) -> bool:
         """Whether variation_seed / variation_strength are sent for `model`."""
@@ -224,7 +226,7 @@ class SegmindBackend:
                 f"{request.model} is not offered by this image service.",
                 detail=f"{self.name} is not configured for {request.model}",
             )
-        if self.is_segmind and self._api_key is None:
+        if self.hosted and self._api_key is None:
             raise BackendUnavailable(detail="SEGMIND_API_KEY is not set")
         tasks = [
             asyncio.create_task(self._one(request, index)) for index in range(request.samples)
@@ -336,10 +338,10 @@ class SegmindBackend:
         detail = f"{self.name} POST /{model} -> {status}: {said}"
         if status in (401, 403, 406):
             if status == 406:
-                service = "Segmind" if self.is_segmind else self.name
+                service = "Segmind" if self.hosted else self.name
                 problem = f"{self.name} answered 406: out of {service} credits"
             else:
-                key = "SEGMIND_API_KEY" if self.is_segmind else f"the {self.name} API key"
+                key = "SEGMIND_API_KEY" if self.hosted else f"the {self.name} API key"
                 problem = f"{self.name} answered {status}: check {key}"
             self._admin_problem = problem
             log.error("%s (%s)", problem, said[:200])

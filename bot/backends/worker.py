@@ -36,6 +36,7 @@ def worker_backend(
     root = worker_root(url)
     return SegmindBackend(
         name="worker",
+        hosted=False,
         base_url=f"{root}/v1",
         api_key=api_key,
         timeout_s=timeout_s,

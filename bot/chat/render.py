@@ -14,7 +14,6 @@ from bot.core.jobs import (
     JobRunning,
 )
 
-BUTTON_ACTIONS = ("reroll", "vary", "edit", "info", "delete")
 HANDED_BACK = "The bot is restarting; your job is kept and will continue."
 
 

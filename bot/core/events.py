@@ -37,19 +37,12 @@ class EventBus:
         """Hand an event to one listener only, in the job's lane (replays)."""
         self._schedule([listener], event)
 
-    def has_listener(self, platform: str) -> bool:
-        return bool(self._platform.get(platform))
 
     def subscribe(self, job_id: str) -> asyncio.Queue[JobEvent]:
         """A queue that receives this job's events from now on."""
         queue: asyncio.Queue[JobEvent] = asyncio.Queue()
         self._job_queues[job_id].add(queue)
         return queue
-
-    def unsubscribe(self, job_id: str, queue: asyncio.Queue[JobEvent]) -> None:
-        self._job_queues[job_id].discard(queue)
-        if not self._job_queues[job_id]:
-            del self._job_queues[job_id]
 
     def emit(self, event: JobEvent) -> None:
         """Hand an event to its listeners without waiting for them."""

@@ -21,6 +21,15 @@ class JobState(StrEnum):
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
+class JobAction(StrEnum):
+    """What made the job: a new request, or a button on an earlier result."""
+
+    IMAGINE = "imagine"
+    REROLL = "reroll"
+    VARY = "vary"
+    EDIT = "edit"
+
+
 @dataclass(frozen=True)
 class Actor:
     """A user in a workspace. workspace_id None means a DM or the command line."""
@@ -68,7 +77,7 @@ class Job:
     created_at: float
     backend: str = ""
     parent_id: str | None = None
-    action: str = "imagine"  # imagine | reroll | vary | edit
+    action: JobAction = JobAction.IMAGINE
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None

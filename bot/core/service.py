@@ -8,7 +8,6 @@ import dataclasses
 import logging
 import secrets
 import shutil
-import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,14 +27,12 @@ from bot.core.errors import (
 )
 from bot.core.events import EventBus, Listener
 from bot.core.flags import parse_flags
-from bot.core.jobs import Actor, Job, JobEvent, JobState, ReplyTarget
+from bot.core.jobs import Actor, Job, JobAction, JobState, ReplyTarget
 from bot.core.policy import ContentPolicy
+from bot.core.ports import JobStore, QuotaLedger, Store, Transaction
 from bot.core.quota import QuotaStatus, request_cost
 from bot.core.request import ImagineRequest, build_request
 from bot.core.routing import Router
-from bot.store.db import Database
-from bot.store.jobs_repo import JobRepository
-from bot.store.quota_repo import QuotaRepository
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +50,10 @@ class ImagineService:
     def __init__(
         self,
         *,
-        db: Database,
+        db: Store,
         catalog: Catalog,
-        quota: QuotaRepository,
-        jobs: JobRepository,
+        quota: QuotaLedger,
+        jobs: JobStore,
         router: Router,
         dispatcher: Dispatcher,
         bus: EventBus,
@@ -174,7 +171,7 @@ class ImagineService:
         request = parent.request.model_copy(
             update={"seed": secrets.randbelow(SEED_MAX + 1), "variation_seed": None,
                     "variation_strength": None})
-        return await self._submit(actor, request, target, parent=parent, action="reroll",
+        return await self._submit(actor, request, target, parent=parent, action=JobAction.REROLL,
                                   nsfw_allowed=nsfw_allowed)
 
     async def vary(self, actor: Actor, job_id: str, target: ReplyTarget, *, index: int = 0,
@@ -194,7 +191,7 @@ class ImagineService:
             update = {"seed": (seed + 1) % (SEED_MAX + 1), "samples": 1,
                       "variation_seed": None, "variation_strength": None}
         request = parent.request.model_copy(update=update)
-        return await self._submit(actor, request, target, parent=parent, action="vary",
+        return await self._submit(actor, request, target, parent=parent, action=JobAction.VARY,
                                   nsfw_allowed=nsfw_allowed)
 
     async def edit(self, actor: Actor, job_id: str, prompt: str, negative_prompt: str | None,
@@ -221,11 +218,11 @@ class ImagineService:
         if negative_prompt:
             keep["negative_prompt"] = negative_prompt
         request = build_request(prompt, keep, self.catalog)
-        return await self._submit(actor, request, target, parent=parent, action="edit",
+        return await self._submit(actor, request, target, parent=parent, action=JobAction.EDIT,
                                   nsfw_allowed=nsfw_allowed)
 
     async def _submit(self, actor: Actor, request: ImagineRequest, target: ReplyTarget, *,
-                      parent: Job | None = None, action: str = "imagine",
+                      parent: Job | None = None, action: JobAction = JobAction.IMAGINE,
                       nsfw_allowed: bool) -> Job:
         if self._stopping:
             raise ShuttingDown()
@@ -240,7 +237,7 @@ class ImagineService:
             parent_id=parent.id if parent else None, action=action,
         )
 
-        def store(conn: sqlite3.Connection) -> None:  # the charge and the job row land together
+        def store(conn: Transaction) -> None:  # the charge and the job row land together
             # Counted inside the transaction, so requests arriving together (from any
             # process) cannot all slip under the cap.
             waiting = self.jobs.count_queued(conn, actor.scope, actor.user_id)
@@ -301,16 +298,12 @@ class ImagineService:
 
     def describe_variation(self, job: Job) -> str:
         """How a Vary job varied its parent, for Info."""
-        if job.action != "vary":
+        if job.action is not JobAction.VARY:
             return ""
         if job.request.variation_seed is not None:
             return (f"variation seed {job.request.variation_seed} at strength "
                     f"{job.request.variation_strength:g} (worker)")
         return "the neighbouring seed (the service has no variation input)"
-
-    async def event_for(self, job: Job) -> JobEvent | None:
-        """The final event of a finished job (used when replaying undelivered results)."""
-        return await self.dispatcher.final_event(job)
 
 
 def _require_owner_or_admin(actor: Actor, job: Job) -> None:

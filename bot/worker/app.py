@@ -37,7 +37,7 @@ from bot.core.backend import CONTENT_TYPES
 from bot.worker import metrics
 from bot.worker.params import GenerationParams, ParamError, parse_body
 from bot.worker.pipelines import Engine, GenerationCancelled, OutOfMemory
-from bot.worker.queue import GenerationQueue, Job
+from bot.worker.queue import GenerationQueue, WorkItem
 
 log = logging.getLogger("bot.worker")
 
@@ -99,7 +99,7 @@ class WorkerApp:
                               f"{served}.")
         body = await _json_body(request)
         params = parse_body(spec, body, self.engine.tables[model])
-        job = Job(run=lambda is_cancelled: self._generate(params, is_cancelled),
+        job = WorkItem(run=lambda is_cancelled: self._generate(params, is_cancelled),
                   label=f"{model} {params.width}x{params.height} seed {params.seed}")
         images = await _unless_disconnected(request, self.queue.submit(job), job)
         if images is None:
@@ -202,7 +202,7 @@ async def _json_body(request: Request) -> Any:
 
 
 async def _unless_disconnected(
-    request: Request, work: Awaitable[list[Image.Image]], job: Job
+    request: Request, work: Awaitable[list[Image.Image]], job: WorkItem
 ) -> list[Image.Image] | None:
     """The work's result, or None (and the job cancelled) when the client disconnects first."""
     task = asyncio.ensure_future(work)

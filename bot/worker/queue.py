@@ -22,7 +22,7 @@ _ids = itertools.count(1)
 
 
 @dataclass
-class Job:
+class WorkItem:
     """One request's work: `run` is called on the GPU thread with the job's cancel check."""
 
     run: Callable[[Callable[[], bool]], Any]
@@ -44,9 +44,9 @@ class GenerationQueue:
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagine-gpu")
-        self._waiting: asyncio.Queue[tuple[Job, asyncio.Future[Any]]] | None = None
+        self._waiting: asyncio.Queue[tuple[WorkItem, asyncio.Future[Any]]] | None = None
         self._consumer: asyncio.Task[None] | None = None
-        self._running: Job | None = None
+        self._running: WorkItem | None = None
         self._waiting_count = 0
         self.cancelled = 0  # jobs stopped because their client went away
 
@@ -55,7 +55,7 @@ class GenerationQueue:
         """Jobs waiting plus the one running."""
         return self._waiting_count + (1 if self._running is not None else 0)
 
-    async def submit(self, job: Job) -> Any:
+    async def submit(self, job: WorkItem) -> Any:
         """Queue `job` and wait for its result; cancelling the wait cancels the job."""
         waiting = self._ensure_started()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -77,13 +77,13 @@ class GenerationQueue:
             self._consumer = None
         await asyncio.to_thread(self._executor.shutdown, True)
 
-    def _ensure_started(self) -> asyncio.Queue[tuple[Job, asyncio.Future[Any]]]:
+    def _ensure_started(self) -> asyncio.Queue[tuple[WorkItem, asyncio.Future[Any]]]:
         if self._waiting is None or self._consumer is None or self._consumer.done():
             self._waiting = asyncio.Queue()
             self._consumer = asyncio.create_task(self._consume(self._waiting))
         return self._waiting
 
-    async def _consume(self, waiting: asyncio.Queue[tuple[Job, asyncio.Future[Any]]]) -> None:
+    async def _consume(self, waiting: asyncio.Queue[tuple[WorkItem, asyncio.Future[Any]]]) -> None:
         loop = asyncio.get_running_loop()
         while True:
             job, future = await waiting.get()
@@ -107,7 +107,7 @@ class GenerationQueue:
             finally:
                 self._running = None
 
-    def _skip(self, job: Job, future: asyncio.Future[Any]) -> None:
+    def _skip(self, job: WorkItem, future: asyncio.Future[Any]) -> None:
         self.cancelled += 1
         log.info("job %d (%s) cancelled: its client went away", job.id, job.label)
         if not future.done():
