@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# The CPU build of PyTorch installs from local disk; an unpinned torch would pull several GB.
+# Pinned: an unpinned torch pulls the newest (a CUDA build of several GB on Linux x86_64).
+# docs/worker.md says how to put the CPU build in .venv first.
 TORCH  := torch==2.13.0
 
 .PHONY: run test install install-bot lint bench clean
