@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,26 @@ import pytest
 from bot.app import build_service
 from bot.config import Settings
 from bot.core.service import ImagineService
+from bot.store.db import DATABASE_THREAD
 from tests.fakes.segmind import FakeSegmind
 
 SEGMIND_KEY = "test-segmind-key-5f2c"
+
+
+def _database_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith(DATABASE_THREAD)}
+
+
+@pytest.fixture(autouse=True)
+def _every_database_is_closed() -> Iterator[None]:
+    """A test that leaves a database open fails: in the bot that is a leaked connection and
+    thread, and its thread would keep the test process from exiting."""
+    before = _database_threads()
+    yield
+    left = _database_threads() - before
+    for thread in left:
+        thread.join(timeout=2)  # a closed database's thread ends as soon as it is idle
+    assert not [t for t in left if t.is_alive()], "the test left a Database open"
 
 
 @pytest.fixture

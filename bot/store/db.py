@@ -21,6 +21,7 @@ from bot.core.ports import Transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DATABASE_THREAD = "imagine-sqlite"  # the name of each database's own thread
 
 # Append only: each entry is one version. Never edit a migration that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -122,11 +123,15 @@ class Database:
     async def open(self) -> Database:
         """Open (creating the folder), switch to WAL and apply pending migrations."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=DATABASE_THREAD)
         loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._thread, self._connect)
-        await self.run(_use_wal, self.busy_timeout_ms / 1000)
-        await self._migrate()
+        try:
+            self._conn = await loop.run_in_executor(self._thread, self._connect)
+            await self.run(_use_wal, self.busy_timeout_ms / 1000)
+            await self._migrate()
+        except BaseException:
+            await self.close()  # no connection or thread outlives a failed open
+            raise
         return self
 
     def _connect(self) -> sqlite3.Connection:

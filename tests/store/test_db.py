@@ -89,9 +89,12 @@ async def test_a_wal_file_opens_while_another_process_holds_its_write_lock(tmp_p
 async def test_opening_gives_up_with_locked_once_the_busy_timeout_has_passed(tmp_path):
     path = tmp_path / "t.db"
     other = _hold_write_lock(path, "delete")
+    database = Database(path, busy_timeout_ms=300)
     try:
         with pytest.raises(sqlite3.OperationalError, match="locked"):
-            await Database(path, busy_timeout_ms=300).open()
+            await database.open()
+        with pytest.raises(RuntimeError, match="open"):  # closed again, its thread gone
+            await database.read("SELECT 1")
     finally:
         other.execute("COMMIT")
         other.close()
