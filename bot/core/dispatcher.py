@@ -338,11 +338,6 @@ class Dispatcher:
         """Save the images, then mark the job done and charge it in one transaction."""
         actor = running.actor
         paths = self._paths(running, result)
-        # Written before the transaction: the disk is never waited on under the write lock
-        # (other processes share it). A crash between the two leaves files of a job that is
-        # run again and overwrites them.
-        await asyncio.to_thread(self._save, paths, result)
-
         def charge(conn: Transaction) -> QuotaStatus | None:
             if not self.jobs.finish(conn, running.id, JobState.DONE, images=paths,
                                     backend_seconds=seconds):
@@ -353,7 +348,10 @@ class Dispatcher:
             return self.quota.status_in(conn, actor.scope, actor.user_id,
                                         is_admin=actor.is_admin)
 
-        status = await self.db.transaction(charge)
+        # The images are written before the transaction, so the disk is never waited on under
+        # the write lock that other processes share (in the same thread hop, as it is the
+        # hot path). A crash between the two leaves files that the job's rerun overwrites.
+        status = await self.db.transaction(charge, before=lambda: self._save(paths, result))
         if status is None:  # its images are nobody's: remove them
             await asyncio.to_thread(shutil.rmtree, self.data_dir / "images" / running.id, True)
             return

@@ -29,8 +29,10 @@ class Transaction(Protocol):
 class Store(Protocol):
     """The database: transactions, and closing it."""
 
-    async def transaction(self, work: Callable[[Transaction], T]) -> T:
-        """Run `work(tx)` as one transaction (all or nothing) and return its result."""
+    async def transaction(self, work: Callable[[Transaction], T], *,
+                          before: Callable[[], object] | None = None) -> T:
+        """Run `work(tx)` as one transaction (all or nothing) and return its result; `before()`
+        runs first, outside the transaction (slow work that must not hold the write lock)."""
         ...
 
     async def close(self) -> None:

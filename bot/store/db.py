@@ -152,10 +152,12 @@ class Database:
             self._thread.shutdown(wait=False)
             self._thread = None
 
-    async def transaction(self, work: Callable[[Transaction], T]) -> T:
+    async def transaction(self, work: Callable[[Transaction], T], *,
+                          before: Callable[[], object] | None = None) -> T:
         """Run `work(tx)` between BEGIN IMMEDIATE and COMMIT (ROLLBACK if it raises) and
-        return its result. It runs on the database thread: it must not touch the event loop."""
-        return await self.run(_in_transaction, work)
+        return its result, after `before()` if given (outside the write lock, in the same
+        hop). Both run on the database thread: they must not touch the event loop."""
+        return await self.run(_in_transaction, work, before)
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(conn, *args)` on the database thread in one hop (reads of several
@@ -209,7 +211,10 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in str(error) or "busy" in str(error)
 
 
-def _in_transaction(conn: sqlite3.Connection, work: Callable[[Transaction], T]) -> T:
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[Transaction], T],
+                    before: Callable[[], object] | None) -> T:
+    if before is not None:
+        before()
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = work(conn)

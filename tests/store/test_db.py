@@ -98,3 +98,16 @@ async def test_opening_gives_up_with_locked_once_the_busy_timeout_has_passed(tmp
     finally:
         other.execute("COMMIT")
         other.close()
+
+
+async def test_the_work_before_a_transaction_runs_without_holding_the_write_lock(db):
+    def another_writer_gets_in() -> None:
+        other = sqlite3.connect(db.path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # 'database is locked' at once if we held it
+            other.execute("UPDATE counter SET n = n + 10")
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    assert await db.transaction(read_then_add_one, before=another_writer_gets_in) == 11
