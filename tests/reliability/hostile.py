@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bot.chat.discord._convert import UNEXPECTED
+from bot.chat.discord._replies import UNEXPECTED
 from bot.chat.slack._handlers import OOPS
 from tests.reliability.books import rows
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.chat.discord._convert import UNEXPECTED, actor_for, guarded, nsfw_allowed, tell
+from bot.chat.discord._convert import actor_for, nsfw_allowed
+from bot.chat.discord._replies import UNEXPECTED, guarded, tell
 from bot.core.admin import ADMIN_ACTIONS, parse_admin, run_admin
 from bot.core.catalog import SEED_MAX, Catalog
 from bot.core.errors import NotAllowed

@@ -1,23 +1,17 @@
-"""Discord -> core: who asked (Actor), where to answer (ReplyTarget), and error sentences."""
+"""Discord -> core: who asked (Actor), where to answer (ReplyTarget), who may be pinged."""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable
 
 import discord
 
 from bot.config import DiscordSettings
-from bot.core.errors import ImagineError
 from bot.core.jobs import Actor, ReplyTarget
-
-log = logging.getLogger("bot.chat.discord")
 
 PLATFORM = "discord"
 TOKEN_LIFETIME_S = 15 * 60  # an interaction token works this long after the interaction
 TOKEN_MARGIN_S = 30  # stop using a token this long before it runs out
-UNEXPECTED = "Something went wrong on our side and nothing was charged; please try again."
 
 
 def is_admin(interaction: discord.Interaction, settings: DiscordSettings) -> bool:
@@ -85,32 +79,3 @@ def only_user(user_id: str | int | None) -> discord.AllowedMentions:
     """Mentions that ping this user and nobody else (no @everyone, roles or replies)."""
     users = [discord.Object(int(user_id))] if user_id else []
     return discord.AllowedMentions(everyone=False, roles=False, users=users, replied_user=False)
-
-
-async def tell(interaction: discord.Interaction, sentence: str) -> None:
-    """One ephemeral sentence; a public 'thinking' response left by a deferral is removed."""
-    try:
-        if not interaction.response.is_done():
-            await interaction.response.send_message(
-                sentence, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
-            return
-        await interaction.followup.send(sentence, ephemeral=True,
-                                        allowed_mentions=discord.AllowedMentions.none())
-        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
-            await interaction.delete_original_response()
-    except discord.HTTPException as error:
-        log.warning("could not tell the user about an error (HTTP %s)", error.status)
-    except Exception as error:  # a closed client at shutdown, say: never raise from here
-        log.warning("could not tell the user about an error (%s)", type(error).__name__)
-
-
-async def guarded(interaction: discord.Interaction, what: str,
-                  action: Callable[[], Awaitable[None]]) -> None:
-    """Run a handler: ImagineError -> its sentence; anything else -> the log and a plain line."""
-    try:
-        await action()
-    except ImagineError as error:
-        await tell(interaction, error.sentence())
-    except Exception:
-        log.exception("discord %s failed", what)
-        await tell(interaction, UNEXPECTED)

@@ -9,8 +9,9 @@ from typing import Any
 
 import discord
 
-from bot.chat.discord._convert import actor_for, guarded, nsfw_allowed, target_for
+from bot.chat.discord._convert import actor_for, nsfw_allowed, target_for
 from bot.chat.discord._delivery import Delivery
+from bot.chat.discord._replies import guarded
 from bot.chat.discord._ui import MODAL_PATTERN, edit_modal, info_embed, modal_values
 from bot.config import DiscordSettings
 from bot.core.jobs import Actor, Job, ReplyTarget
