@@ -68,6 +68,14 @@ def job_rows(tmp_path: Path) -> list[dict[str, object]]:
     return rows(tmp_path / "data" / DB_NAME, "SELECT id, state, owner FROM jobs")
 
 
+async def start_with_a_running_job(bot: BotProcess, discord_: FakeDiscord,
+                                   segmind: FakeSegmind) -> None:
+    """Start the bot, send one /imagine, and wait until Segmind is working on it."""
+    await bot.start()
+    await discord_.slash("imagine", by=USER, prompt="a red fox")
+    await until(lambda: len(segmind.requests) == 1, 20, "the job running")
+
+
 async def exit_status(bot: BotProcess, within_s: float) -> int:
     return await asyncio.wait_for(bot.wait_exit(), within_s)
 
@@ -75,9 +83,7 @@ async def exit_status(bot: BotProcess, within_s: float) -> int:
 async def test_sigterm_lets_a_running_job_finish_and_post_its_result_then_exits_0(tmp_path):
     async with FakeSegmind(api_key=KEY, latency_s=1.5) as segmind, FakeDiscord() as discord_:
         bot = a_bot(tmp_path, segmind, discord_, drain_s=20)
-        await bot.start()
-        await discord_.slash("imagine", by=USER, prompt="a red fox")
-        await until(lambda: len(segmind.requests) == 1, 20, "the job running")
+        await start_with_a_running_job(bot, discord_, segmind)
 
         bot.send(signal.SIGTERM)
         status = await exit_status(bot, 20 + 5)
@@ -92,9 +98,7 @@ async def test_sigterm_lets_a_running_job_finish_and_post_its_result_then_exits_
 async def test_a_job_the_drain_cannot_finish_is_kept_said_so_and_run_by_the_next_start(tmp_path):
     async with FakeSegmind(api_key=KEY, latency_s=60) as segmind, FakeDiscord() as discord_:
         bot = a_bot(tmp_path, segmind, discord_, drain_s=1)
-        await bot.start()
-        await discord_.slash("imagine", by=USER, prompt="a red fox")
-        await until(lambda: len(segmind.requests) == 1, 20, "the job running")
+        await start_with_a_running_job(bot, discord_, segmind)
 
         bot.send(signal.SIGTERM)
         assert await exit_status(bot, 1 + 5) == 0
@@ -117,9 +121,7 @@ async def test_a_job_the_drain_cannot_finish_is_kept_said_so_and_run_by_the_next
 async def test_a_second_signal_stops_at_once_and_the_next_start_runs_the_job(tmp_path):
     async with FakeSegmind(api_key=KEY, latency_s=60) as segmind, FakeDiscord() as discord_:
         bot = a_bot(tmp_path, segmind, discord_, drain_s=60)
-        await bot.start()
-        await discord_.slash("imagine", by=USER, prompt="a red fox")
-        await until(lambda: len(segmind.requests) == 1, 20, "the job running")
+        await start_with_a_running_job(bot, discord_, segmind)
 
         bot.send(signal.SIGTERM)
         await until(lambda: "SIGTERM: stopping" in bot.log_text(), 10, "the first signal seen")
