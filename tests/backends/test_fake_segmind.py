@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.fakes.segmind import FakeSegmind
+from tests.reliability.support import until
 
 KEY = "fake-key-123456"
 
@@ -195,3 +196,15 @@ async def test_closing_ends_a_held_request_at_once(http):
     await asyncio.gather(task, return_exceptions=True)
 
     assert time.monotonic() - started < 5
+
+
+async def test_a_closed_gate_holds_the_answer_until_it_opens(fake, http):
+    fake.gate = asyncio.Event()
+    answer = asyncio.create_task(post(http, fake, "kolors", {"prompt": "a"}))
+    await until(lambda: len(fake.requests) == 1, 10, "the request received")
+    fake.faults = [418]  # only an answer still waiting at the gate can use it
+
+    fake.gate.set()
+
+    assert (await answer).status_code == 418
+

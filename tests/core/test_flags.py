@@ -6,6 +6,7 @@ import pytest
 
 from bot.core.errors import ImagineError
 from bot.core.flags import FLAGS, UnknownFlag, parse_flags
+from tests.helpers import actor, ledger_rows, target
 
 
 def test_a_prompt_without_flags_is_the_whole_text_and_no_options():
@@ -93,8 +94,17 @@ def test_a_flag_like_nothing_known_gets_no_suggestion_but_the_list_of_flags():
     assert all(f"--{name}" in sentence for name in FLAGS)
 
 
-def test_an_unknown_flag_is_an_imagine_error_so_the_user_sees_its_sentence():
-    assert issubclass(UnknownFlag, ImagineError)
+async def test_a_request_with_an_unknown_flag_is_refused_with_its_sentence_and_costs_nothing(
+        service):
+    # The adapters show the sentence of an ImagineError; anything else is "something went wrong".
+    with pytest.raises(ImagineError) as refused:
+        await service.imagine(actor(), "a cat --sede 5", None, target())
+
+    assert refused.value.sentence() == (
+        "Unknown flag --sede. Did you mean --seed? Known flags: --ar, --aspect, --seed, --no, "
+        "--steps, --cfg, --model, --n, --samples, --sampler, --scheduler, --format, --quality, "
+        "--w, --h.")
+    assert await ledger_rows(service) == []
 
 
 def test_a_very_long_unknown_flag_is_cut_short_in_the_sentence():

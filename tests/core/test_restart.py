@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from bot.app import build_service
 from bot.core.jobs import JobDone, JobRunning, JobState
 from bot.core.service import ImagineService
@@ -15,6 +13,19 @@ from tests.reliability.support import until
 async def _wait_running(recorder: Recorder, job_id: str) -> None:
     await recorder.wait(lambda: any(isinstance(e, JobRunning) and e.job.id == job_id
                                     for e in recorder.events))
+
+
+async def _settled(service: ImagineService) -> None:
+    """Wait until no job waits or runs (in the database and in this process's queue) and
+    every event handed out so far has reached its listener."""
+    def idle() -> bool:
+        unfinished = rows(service.db.path,
+                          "SELECT id FROM jobs WHERE state IN ('queued', 'running')")
+        return (not unfinished and set(service.dispatcher.queue_depth().values()) <= {0}
+                and set(service.dispatcher.running().values()) <= {0})
+
+    await until(idle, 10, "no job waiting or running")
+    await service.bus.drain()
 
 
 async def _crash(service: ImagineService) -> None:
@@ -34,6 +45,7 @@ async def test_a_job_running_when_the_bot_stops_finishes_once_after_the_restart(
     job = await first.imagine(actor(), "a red fox", None, target())
     await _wait_running(Recorder(first), job.id)
     await first.stop()  # as if the process died mid-run: the row says 'running'
+    calls_before = len(fake_segmind.requests)
 
     fake_segmind.latency_s = 0.0
     second = await build_service(settings)
@@ -42,8 +54,12 @@ async def test_a_job_running_when_the_bot_stops_finishes_once_after_the_restart(
     try:
         done = await recorder.wait_final(job.id)
         assert isinstance(done, JobDone)
-        await asyncio.sleep(0.2)
+        # Nothing is left that could run or announce it again: it is delivered, nothing waits
+        # in the database or in the queue, and every event handed out has been delivered.
+        await _settled(second)
+        assert (await second.jobs.get(job.id)).delivered
         assert len(recorder.final(job.id)) == 1
+        assert len(fake_segmind.requests) - calls_before == 1  # generated once after the restart
         kinds = [row["kind"] for row in await ledger_rows(second, job.id)]
         assert kinds == ["reserve", "commit"]
         assert (await second.quota_status(actor())).balance == 50 - job.cost
@@ -84,6 +100,10 @@ async def test_a_result_finished_but_never_delivered_is_delivered_after_the_rest
     recorder = Recorder(second)
     try:
         assert isinstance(await recorder.wait_final(job.id), JobDone)
+        # A marker for the next start: a second result that is finished but never delivered.
+        recorder.deliver = False
+        marker = await second.imagine(actor(), "a blue fox", None, target())
+        await recorder.wait_final(marker.id)
     finally:
         await second.stop()
 
@@ -91,7 +111,10 @@ async def test_a_result_finished_but_never_delivered_is_delivered_after_the_rest
     await third.start()
     late = Recorder(third)
     try:
-        await asyncio.sleep(0.3)
+        # The replay of undelivered results has run once it hands over the marker; it hands
+        # them all over in one pass, so the first result would have come with it.
+        await late.wait_final(marker.id)
+        await third.bus.drain()
         assert late.final(job.id) == []  # delivered once: not again
         assert (await third.jobs.get(job.id)).state is JobState.DONE
     finally:
@@ -172,8 +195,12 @@ async def test_a_queued_job_another_process_took_over_is_left_to_it(settings_for
         second = await service.imagine(actor(), "a blue fox", None, target())
         await service.db.write("UPDATE jobs SET owner = 'another-process' WHERE id = ?",
                                (second.id,))
+        third = await service.imagine(actor(), "a green fox", None, target())
         assert isinstance(await recorder.wait_final(first.id), JobDone)
-        await asyncio.sleep(0.5)  # the slot is free: the second job would have run by now
+        # One slot, and one user's jobs are served in order: once the third job is done, the
+        # worker has already taken the second one from the queue and decided about it.
+        assert isinstance(await recorder.wait_final(third.id), JobDone)
+        await service.bus.drain()
 
         assert not [e for e in recorder.events
                     if e.job.id == second.id and isinstance(e, JobRunning | JobDone)]

@@ -9,13 +9,14 @@ import pytest
 from bot.app import build_service
 from bot.core.errors import (
     InsufficientCredits,
+    JobNotFound,
     NoBackendConfigured,
     NotAllowed,
     PolicyError,
     QueueFull,
     UserBlocked,
 )
-from bot.core.jobs import JobDone, JobFailed, JobState
+from bot.core.jobs import Job, JobDone, JobFailed, JobState
 from tests.conftest import make_settings
 from tests.helpers import Recorder, actor, ledger_rows, target
 
@@ -63,6 +64,8 @@ async def test_a_bad_api_key_tells_the_user_the_service_is_unavailable_and_refun
     assert isinstance(failed, JobFailed) and failed.refunded
     assert "unavailable" in failed.message
     assert any("ADMIN" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert (await service.quota_status(actor())).balance == 50
+    assert [row["kind"] for row in await ledger_rows(service, job.id)] == ["reserve", "refund"]
 
 
 async def test_server_errors_are_retried_until_one_succeeds(service, fake_segmind):
@@ -80,6 +83,8 @@ async def test_server_errors_past_the_retry_limit_fail_the_job_and_refund(servic
     failed = await recorder.wait_final(job.id)
     assert isinstance(failed, JobFailed) and failed.refunded
     assert len(fake_segmind.requests) == 4  # one try and three retries
+    assert (await service.quota_status(actor())).balance == 50
+    assert [row["kind"] for row in await ledger_rows(service, job.id)] == ["reserve", "refund"]
 
 
 async def test_an_answer_that_is_not_an_image_is_retried(service, fake_segmind):
@@ -151,7 +156,13 @@ async def test_two_services_on_one_database_file_share_the_quota_exactly(setting
               for i in range(60) for svc in (first, second)),
             return_exceptions=True,
         )
-        assert sum(not isinstance(r, BaseException) for r in results) == 10
+        jobs = [r for r in results if isinstance(r, Job)]
+        refusals = [r for r in results if isinstance(r, InsufficientCredits)]
+        others = [r for r in results if not isinstance(r, Job | InsufficientCredits)]
+        assert others == []  # no "database is locked", nor any other failure
+        assert len(jobs) == 10 and len(refusals) == 110
+        assert all("Nothing was charged" in r.sentence() for r in refusals)
+        assert (await first.quota_status(actor())).balance == 0
     finally:
         await first.stop()
         await second.stop()
@@ -225,8 +236,9 @@ async def test_a_deleted_job_cannot_be_rerolled(service):
     job = await service.imagine(actor(), "a red fox", None, target())
     await recorder.wait_final(job.id)
     await service.delete(actor(), job.id)
-    with pytest.raises(Exception, match="no longer exists"):
+    with pytest.raises(JobNotFound) as refused:
         await service.reroll(actor(), job.id, target())
+    assert refused.value.sentence() == "That image no longer exists (it was deleted or expired)."
 
 
 async def test_flags_in_an_edited_prompt_win_over_the_parents_values(service):

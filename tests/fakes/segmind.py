@@ -31,6 +31,8 @@ The contract it follows (shared/seeds: Segmind's pages for chroma, flux-schnell,
 Knobs, plain attributes a test can set at any time:
 
     latency_s        seconds before every answer (0)
+    gate             None, or an asyncio.Event: while it is not set, every answer waits for it
+                     (after latency_s, before faults are consumed)
     faults           list consumed one per request, in order, before anything else is checked:
                      an int status (an error JSON body; 429 adds Retry-After), a tuple
                      (status, json_body), or one of
@@ -287,6 +289,7 @@ class FakeSegmind:
         self.slow_chunk_s = slow_chunk_s
         self.health = health
         self.record = record
+        self.gate: asyncio.Event | None = None
         self.requests: list[RecordedRequest] = []
         self.images_served = 0
         self.in_flight = 0
@@ -391,6 +394,8 @@ class FakeSegmind:
             )
         if self.latency_s > 0:
             await self._wait(self.latency_s)
+        if self.gate is not None:
+            await self.gate.wait()
         early = await self._fault(request, body, model)
         if early is not None:
             return early

@@ -28,6 +28,7 @@ from bot.core.service import ImagineService
 from tests.fakes.discord import MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord, FakeUser
 from tests.fakes.segmind import FakeSegmind
 from tests.fakes.slack import FakeSlack
+from tests.helpers import Recorder, actor, ledger_rows, target
 from tests.reliability.books import rows
 from tests.reliability.conftest import SLACK_ADMIN, SLACK_MEMBER
 from tests.reliability.support import discord_endings, until
@@ -228,7 +229,8 @@ WORKER_KEY = "worker-key-never-shown-51f0"
 def worker_url() -> Iterator[str]:
     """Our worker's HTTP app with an API key and no models, on loopback (the key check comes
     before any model is looked at, so no pipeline is needed)."""
-    torch = pytest.importorskip("torch")
+    import torch  # the worker extra is part of `make test`: missing, it is a broken install
+
     from bot.worker.app import create_app
     from bot.worker.pipelines import Engine
     from tests.worker.support import BackgroundServer
@@ -271,16 +273,18 @@ async def test_a_bot_with_the_wrong_worker_key_refunds_and_tells_the_user(
     service = await build_service(settings)
     await service.start()
     try:
-        from tests.helpers import Recorder, actor, target
-
         recorder = Recorder(service)
         job = await service.imagine(actor(), "a red fox", None, target())
         failed = await recorder.wait_final(job.id)
+        balance = (await service.quota_status(actor())).balance
+        ledger = [row["kind"] for row in await ledger_rows(service, job.id)]
     finally:
         await service.stop()
 
     assert failed.message == ("The image service is unavailable right now; an admin has been "
                               "alerted. Your credits were refunded.")
+    assert balance == 50
+    assert ledger == ["reserve", "refund"]
     assert "stale-worker-key-9a" not in caplog.text
     assert any("ADMIN" in r.getMessage() or "check the worker API key" in r.getMessage()
                for r in caplog.records if r.levelno >= logging.ERROR)

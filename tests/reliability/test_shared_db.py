@@ -136,26 +136,46 @@ async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
 
 
 async def test_restarting_one_process_leaves_the_other_processs_jobs_alone(tmp_path):
+    db = tmp_path / "data" / DB_NAME
+
+    def states() -> dict[str, list[str | None]]:
+        """state -> the owners of the jobs in it."""
+        out: dict[str, list[str | None]] = {}
+        for job in rows(db, "SELECT state, owner FROM jobs"):
+            out.setdefault(job["state"], []).append(job["owner"])
+        return out
+
     async with FakeSegmind(api_key=KEY, latency_s=1.0) as segmind, \
             FakeDiscord(token="token-d") as discord_, FakeSlack() as slack:
         discord_bot, slack_bot = discord_and_slack(tmp_path, segmind, discord_, slack,
                                                    settings(concurrency=1), settings(concurrency=6))
+
+        def results() -> list[object]:
+            """Every post of a result that carries its images."""
+            return [c for c in discord_.captured
+                    if c.kind in ("followup", "channel_message") and c.files]
+
         await asyncio.gather(discord_bot.start(), slack_bot.start())
         try:
+            discord_owner = scalar(db, "SELECT id FROM processes WHERE pid = ?",
+                                   (discord_bot.pid,))
             for i in range(6):
                 await discord_.slash("imagine", by=FakeUser(2_200_000 + i, f"d{i}"),
                                      prompt=f"a fox {i}")
-            await asyncio.sleep(1.5)  # one done, one running, four waiting in the Discord bot
+            await until(lambda: {state: len(owners) for state, owners in states().items()}
+                        == {"done": 1, "running": 1, "queued": 4}, 30,
+                        "one done, one running, four waiting")
+            now = states()
+            assert now["running"] + now["queued"] == [discord_owner] * 5  # the Discord bot's
             await slack_bot.stop()
             await slack_bot.start()
-            await asyncio.sleep(6)
+            await until(lambda: len(results()) >= 6, 60, "all six results posted")
         finally:
             await asyncio.gather(discord_bot.stop(), slack_bot.stop())
 
-    results = [c for c in discord_.captured
-               if c.kind in ("followup", "channel_message") and c.files]
-    assert len(results) == 6
+    assert len(results()) == 6
     assert len(segmind.requests) == 6  # each job generated once
+    assert states() == {"done": [discord_owner] * 6}  # none was taken over by the Slack bot
 
 
 

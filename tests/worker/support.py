@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from collections.abc import Iterator
@@ -10,23 +9,25 @@ from dataclasses import dataclass
 from typing import Any
 
 MODELS = ("flux-schnell", "chroma", "kolors")
-HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
-# Chroma's default schedule (beta) needs scipy; without it a valid request names another one.
-CHROMA_SCHEDULE: dict[str, str] = {} if HAVE_SCIPY else {"scheduler": "normal"}
 # The cheapest request each model's limits allow (flux 512 px, chroma 768 px and 10 steps).
 SMALL: dict[str, dict[str, Any]] = {
     "flux-schnell": {"width": 512, "height": 512, "steps": 1},
-    "chroma": {"width": 768, "height": 768, "steps": 10, **CHROMA_SCHEDULE},
+    "chroma": {"width": 768, "height": 768, "steps": 10},
     "kolors": {"width": 512, "height": 512, "steps": 2},
 }
 
 
 @dataclass
 class Served:
-    """A running worker: its base URL and its synchronous HTTP client."""
+    """A running worker: its base URL, its synchronous HTTP client, and its server."""
 
     url: str
     client: Any  # httpx.Client
+    server: BackgroundServer
+
+    def open_connections(self) -> int:
+        """HTTP connections the server holds open; one goes when it has seen its client leave."""
+        return self.server.open_connections()
 
     def post(self, model: str, body: dict[str, Any], **kwargs: Any) -> Any:
         """POST /v1/{model} with a JSON body."""
@@ -61,6 +62,10 @@ class BackgroundServer:
         port = self.server.servers[0].sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
 
+    def open_connections(self) -> int:
+        """How many client connections uvicorn holds (it drops one as it sees it lost)."""
+        return len(self.server.server_state.connections)
+
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
@@ -72,9 +77,10 @@ def serve(engine: Any, api_key: str | None = None) -> Iterator[Served]:
 
     from bot.worker.app import create_app
 
-    with BackgroundServer(create_app(engine, api_key=api_key)) as url:
+    server = BackgroundServer(create_app(engine, api_key=api_key))
+    with server as url:
         with httpx.Client(base_url=url, timeout=120) as client:
-            yield Served(url, client)
+            yield Served(url, client, server)
 
 
 def image_of(data: bytes) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -10,20 +9,13 @@ import pytest
 from bot.worker.samplers import SamplerError, resolve, table_for
 from tests.worker.support import Served, distance
 
-needs_scipy = pytest.mark.skipif(
-    importlib.util.find_spec("scipy") is None, reason="beta and lms need scipy"
-)
-needs_torchsde = pytest.mark.skipif(
-    importlib.util.find_spec("torchsde") is None, reason="dpmpp_sde needs torchsde"
-)
-
 FLOW_CASES = [
     ("euler", "normal", {"stochastic_sampling": False}),
     ("euler", "simple", {"stochastic_sampling": False}),
     ("euler", "sgm_uniform", {"stochastic_sampling": False}),
     ("euler", "karras", {"use_karras_sigmas": True}),
     ("euler", "exponential", {"use_exponential_sigmas": True}),
-    pytest.param("euler", "beta", {"use_beta_sigmas": True}, marks=needs_scipy),
+    ("euler", "beta", {"use_beta_sigmas": True}),  # scipy: in the worker extra
     ("euler_a", "normal", {"stochastic_sampling": True}),
     ("euler_a", "karras", {"stochastic_sampling": True, "use_karras_sigmas": True}),
 ]
@@ -31,11 +23,11 @@ KOLORS_CASES = [
     ("euler", "EulerDiscreteScheduler"),
     ("euler_a", "EulerAncestralDiscreteScheduler"),
     ("heun", "HeunDiscreteScheduler"),
-    pytest.param("lms", "LMSDiscreteScheduler", marks=needs_scipy),
+    ("lms", "LMSDiscreteScheduler"),  # scipy
     ("dpm_2", "KDPM2DiscreteScheduler"),
     ("dpm_2_a", "KDPM2AncestralDiscreteScheduler"),
     ("dpmpp_2m", "DPMSolverMultistepScheduler"),
-    pytest.param("dpmpp_sde", "DPMSolverSDEScheduler", marks=needs_torchsde),
+    ("dpmpp_sde", "DPMSolverSDEScheduler"),  # torchsde: in the worker extra
 ]
 
 
@@ -85,7 +77,6 @@ def test_chroma_takes_the_flow_samplers_too(
     assert used.config[f"use_{schedule}_sigmas"] is True
 
 
-@needs_scipy
 def test_chromas_default_schedule_is_beta(worker: Served, engine: Any) -> None:
     worker.post("chroma", {"prompt": "a fox", "width": 768, "height": 768, "steps": 10})
 

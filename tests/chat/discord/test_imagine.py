@@ -7,7 +7,6 @@ import logging
 
 import pytest
 
-from bot.chat.discord._commands import NOT_ADMIN
 from tests.chat.discord.conftest import ANN, BOB, BOT_TOKEN, custom_ids, job_id_of
 from tests.fakes.discord import FakeDiscord, FakeUser
 
@@ -170,7 +169,19 @@ async def test_commands_sync_to_the_configured_servers_with_the_catalogs_choices
                                                                  "kolors"]
     assert options["sampler"]["autocomplete"] is True
     assert str(commands["quota-admin"]["default_member_permissions"]) == str(1 << 5)
-    assert NOT_ADMIN  # the refusal sentence exists for members who pass Discord's own gate
+
+
+async def test_a_member_let_past_discords_own_gate_is_told_privately_who_may_use_quota_admin(
+        bot, fake_discord):
+    # default_member_permissions only hides the command; a server's admins can lift it for
+    # anyone, so the bot checks again and answers a member without Manage Server:
+    sent = await fake_discord.slash("quota-admin", by=BOB, action="grant", user=ANN, amount="5")
+
+    answer = (await fake_discord.wait_for("callback", token=sent.token)).payload
+
+    assert answer["data"]["content"] == (
+        "Only members with Manage Server or the bot's configured admins can use /quota-admin.")
+    assert answer["data"]["flags"] == 64
 
 
 async def test_the_bot_token_never_reaches_the_log(bot, fake_discord, caplog):

@@ -82,11 +82,17 @@ async def test_a_result_discord_refused_is_delivered_once_after_the_restart(
     await first.stop()
 
     fake_discord.refuse = set()
-    await start_bot(settings)
+    second = await start_bot(settings)
     posted = await fake_discord.wait_for("channel_message", where=lambda c: c.message is not None)
+    await second.service.bus.drain()  # the replayed result has been handled to the end
+    job = await second.service.get_job(job_id_of(posted.payload))
 
     assert len(posted.files) == 1
     assert posted.payload["content"] == f"<@{ANN.id}>"
+    assert job.delivered  # so no later start offers it again
+    results = [c for c in fake_discord.captured if c.kind in ("followup", "channel_message")
+               and c.files and c.message is not None]  # every post of the images that landed
+    assert results == [posted]
     assert len(fake_discord.requests("followup", token=sent.token)) == 1  # only the refused one
 
 

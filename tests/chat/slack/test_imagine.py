@@ -134,6 +134,9 @@ async def test_a_failed_generation_says_why_and_that_credits_were_refunded(
     assert progress.text.endswith("Your credits were refunded.")
     assert "Traceback" not in progress.text
     assert slack.uploads == {}
+    assert (await bot.service.quota_status(Actor("slack", ANN, "T0001"))).balance == 50
+    ledger = await bot.service.db.read("SELECT kind FROM ledger ORDER BY id")
+    assert [row["kind"] for row in ledger] == ["reserve", "refund"]
 
 
 async def test_the_user_never_sees_a_traceback_when_something_unexpected_breaks(bot, slack):
