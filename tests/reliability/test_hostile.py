@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import DB_NAME
+from bot.app import DB_NAME, build_service
 from bot.chat.console import ConsoleChat
 from tests.conftest import SEGMIND_KEY
 from tests.fakes.discord import FakeDiscord, FakeUser
@@ -332,17 +332,23 @@ async def test_slack_admin_commands_with_sql_and_past_bounds_get_sentences(
 
 
 @pytest.fixture
-async def console(service):
-    """A console chat on a started service; its output in a buffer."""
+async def console(settings_for):
+    """A console chat on a started service; its output in a buffer. Every prompt of a test may
+    wait at once (the per-user cap is above their number), however slow the machine is."""
+    service = await build_service(settings_for(quota={"max_queued_per_user": 20}))
+    await service.start()
     out = io.StringIO()
     chat = ConsoleChat(service, out, user="operator")
-    return chat, out
+    yield chat, out
+    await service.stop()
 
 
 async def test_console_hostile_prompts_are_stored_clean(console, tmp_path):
     chat, out = console
 
-    for prompt in [*HOSTILE_PROMPTS.values(), DISCORD_MENTIONS, SLACK_MENTIONS]:
+    prompts = [*HOSTILE_PROMPTS.values(), DISCORD_MENTIONS, SLACK_MENTIONS]
+    assert len(prompts) <= chat.service.settings.max_queued_per_user  # none refused as a backlog
+    for prompt in prompts:
         assert await chat.handle(f"/imagine {prompt}") is True
     await chat.wait_idle(30)
 
