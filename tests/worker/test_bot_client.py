@@ -11,7 +11,7 @@ from bot.backends.segmind import SegmindBackend
 from bot.backends.worker import worker_backend
 from bot.core.catalog import Catalog
 from bot.core.request import ImagineRequest, build_request
-from tests.worker.support import CHROMA_SCHEDULE, Served, distance
+from tests.worker.support import Served, distance
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def request(text: str, **options: Any) -> ImagineRequest:
     ("model", "options"),
     [
         ("flux-schnell", {"width": 512, "height": 512, "steps": 1}),
-        ("chroma", {"width": 768, "height": 768, "steps": 10, **CHROMA_SCHEDULE}),
+        ("chroma", {"width": 768, "height": 768, "steps": 10}),
         ("kolors", {"width": 512, "height": 512, "steps": 2, "sampler": "dpmpp_2m"}),
     ],
 )
