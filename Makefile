@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # docs/worker.md says how to put the CPU build in .venv first.
 TORCH  := torch==2.13.0
 
-.PHONY: run test install install-bot lint bench clean
+.PHONY: run test install install-bot lint bench clean mutation
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,31 @@ lint: install
 
 bench: install
 	$(PY) bench/dispatch.py
+
+# Mutation testing (slow, so not part of `make test`): see [tool.mutmut] in pyproject.toml and
+# docs/reliability.md. MUTATE narrows the run to some of the files there, e.g.
+# `make mutation MUTATE=bot/core/quota.py`; empty means all of them. Each run starts afresh in
+# mutants/, which stays afterwards for `mutmut results` and `mutmut show NAME`.
+MUTATE ?=
+MUTANT_MODULES = $(subst /,.,$(MUTATE:.py=))
+
+mutation: install                     ## mutation testing of the quota and dispatch code (~20-25 min on 2 cores)
+	rm -rf mutants
+	@start=$$(date +%s); \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mutmut run $(foreach m,$(MUTANT_MODULES),'$(m).*') \
+		|| exit $$?; \
+	echo; echo "mutation run took $$(( $$(date +%s) - start )) s"
+	@$(VENV)/bin/mutmut results --all=true \
+		| $(if $(MUTATE),grep -F $(foreach m,$(MUTANT_MODULES),-e ' $(m).x'),cat) \
+		| awk -F': ' '{ sub(/^ +/, "", $$1); n++; s = $$NF; \
+			if (s == "killed") k++; else if (s == "caught by type check") { k++; t++ } \
+			else if (s == "survived") { v++; names = names "\n    " $$1 } \
+			else { o++; other[s]++ } } \
+		END { printf "%d mutants: %d killed (%d of them by mypy), %d survived, %d other", n, k, t, v, o; \
+			sep = " ("; for (s in other) { printf "%s%d %s", sep, other[s], s; sep = ", " } \
+			if (o) printf ")"; printf "\n"; \
+			if (v) printf "survivors:%s\n", names; \
+			print "see one with: $(VENV)/bin/mutmut show NAME (all: $(VENV)/bin/mutmut results)" }'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

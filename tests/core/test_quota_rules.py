@@ -44,3 +44,29 @@ def test_the_status_of_an_unlimited_user_shows_no_balance():
     status = RULES.status(account(allowance=UNLIMITED), "s", "u", is_admin=False, now=MONDAY)
 
     assert (status.balance, status.allowance, status.unlimited) == (None, None, True)
+
+
+def test_a_charge_once_the_allowance_is_used_up_comes_wholly_from_grants():
+    assert RULES.charge(account(used=10, granted=5), 2, MONDAY) == Charge(0, 2)
+
+
+def test_a_blocked_user_hears_so_from_quota():
+    blocked = Account(allowance=10, period=Period.DAY, start=MONDAY, used=0, granted=0,
+                      blocked=True)
+
+    status = RULES.status(blocked, "s", "u", is_admin=False, now=MONDAY)
+
+    assert status.sentence() == "You are blocked from generating images here; ask an admin."
+
+
+def test_an_unlimited_user_hears_so_from_quota():
+    status = RULES.status(account(allowance=UNLIMITED), "s", "u", is_admin=False, now=MONDAY)
+
+    assert status.sentence() == "You have unlimited credits here."
+
+
+def test_quota_counts_grants_apart_from_the_allowance():
+    status = RULES.status(account(used=4, granted=3), "s", "u", is_admin=False, now=MONDAY)
+
+    assert status.sentence() == ("You have 9 credits left: 10 per day plus 3 granted, 4 used. "
+                                 "Resets 2026-11-17 00:00 UTC.")
