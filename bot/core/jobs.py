@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -58,10 +58,9 @@ class ReplyTarget:
     thread_id: str | None = None
     message_id: str | None = None  # the message to edit with progress, or to reply to
     reply_to_message_id: str | None = None  # for reroll/vary/edit: the original result
-    interaction_token: str | None = None
-    interaction_expires_at: float | None = None  # unix seconds
-    application_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    # What only the platform's adapter understands (a Discord interaction token, the Slack file
+    # ids of a result): text the adapter writes and reads, which the core and store carry as is.
+    adapter_state: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from bot.store.db import Database
 from bot.store.leases import ProcessLease
 
 _UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
+# Rows written before ReplyTarget.adapter_state kept the adapters' fields at its top level.
+_OLD_ADAPTER_FIELDS = ("interaction_token", "interaction_expires_at", "application_id")
 
 
 class JobRepository:
@@ -198,7 +200,7 @@ class JobRepository:
             request=ImagineRequest.model_validate_json(row["request"]),
             cost=row["cost"],
             state=JobState(row["state"]),
-            target=ReplyTarget(**target),
+            target=_reply_target(target),
             created_at=row["created_at"],
             backend=row["backend"],
             parent_id=row["parent_id"],
@@ -214,3 +216,12 @@ class JobRepository:
             backend_seconds=row["backend_seconds"],
         )
 
+
+def _reply_target(stored: dict[str, Any]) -> ReplyTarget:
+    """The ReplyTarget of a stored row; older rows' adapter fields become its adapter_state."""
+    old_state = {name: stored.pop(name) for name in _OLD_ADAPTER_FIELDS if name in stored}
+    old_state.update(stored.pop("extra", None) or {})
+    if old_state and not stored.get("adapter_state"):
+        stored["adapter_state"] = json.dumps(
+            {name: value for name, value in old_state.items() if value is not None})
+    return ReplyTarget(**stored)

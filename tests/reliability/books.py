@@ -90,6 +90,8 @@ def job_targets(db_path: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for row in rows(db_path, "SELECT * FROM jobs"):
         row["target"] = json.loads(row["target"])
+        state = row["target"].get("adapter_state")  # the adapter's own JSON, e.g. Discord's token
+        row["target"]["adapter_state"] = json.loads(state) if state else {}
         row["request"] = json.loads(row["request"])
         out[row["id"]] = row
     return out

@@ -269,7 +269,7 @@ def account(report: CrashReport, discord: FakeDiscord, sent: list[SentInteractio
     report.jobs = len(jobs)
     report.done = sum(1 for j in jobs.values() if j["state"] == "done")
     report.failed = report.jobs - report.done
-    by_token = {j["target"].get("interaction_token"): j for j in jobs.values()}
+    by_token = {j["target"]["adapter_state"].get("interaction_token"): j for j in jobs.values()}
     by_user = {j["user_id"]: j for j in jobs.values()}
     report.acked_without_job = sum(1 for s in sent if s.token in acked and s.token not in by_token)
     report.unacked_with_job = sum(1 for s in sent if s.token not in acked and s.token in by_token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,30 @@ async def test_a_second_finish_of_a_final_job_is_refused_and_changes_nothing(
 
     assert await snapshot(jobs, "j1") == before  # state, images, error, refund, ledger, delivered
 
+
+
+async def test_a_reply_target_keeps_the_adapters_state_as_written(stores):
+    jobs, quota = stores
+    await queued_and_charged(jobs, quota, "j1")
+    target = ReplyTarget("test", "c1", message_id="m1", adapter_state='{"any": ["text", 1]}')
+
+    await jobs.update_target("j1", target)
+
+    assert (await jobs.get("j1")).target == target
+
+
+async def test_a_target_stored_with_top_level_adapter_fields_reads_them_as_adapter_state(stores):
+    jobs, quota = stores
+    await queued_and_charged(jobs, quota, "j1")
+    old_row = {"platform": "discord", "channel_id": "c1", "workspace_id": "g1", "thread_id": None,
+               "message_id": "m1", "reply_to_message_id": None, "interaction_token": "tok",
+               "interaction_expires_at": 1234.5, "application_id": "99",
+               "extra": {"filesize_limit": "8000000"}}
+    await jobs.db.write("UPDATE jobs SET target = ? WHERE id = ?", (json.dumps(old_row), "j1"))
+
+    target = (await jobs.get("j1")).target
+
+    assert (target.platform, target.channel_id, target.message_id) == ("discord", "c1", "m1")
+    assert json.loads(target.adapter_state) == {
+        "interaction_token": "tok", "interaction_expires_at": 1234.5, "application_id": "99",
+        "filesize_limit": "8000000"}

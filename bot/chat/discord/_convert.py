@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 
 import discord
 
@@ -38,6 +40,44 @@ def actor_for(interaction: discord.Interaction, settings: DiscordSettings) -> Ac
     )
 
 
+@dataclass(frozen=True)
+class InteractionState:
+    """What Discord needs beside the channel to answer a job: the interaction that asked.
+
+    Kept in ReplyTarget.adapter_state as JSON, so that after a restart the result still goes
+    out through the interaction while its token lasts."""
+
+    token: str | None = None
+    expires_at: float | None = None  # unix seconds, by the local clock
+    application_id: str | None = None
+    filesize_limit: int = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+    def to_text(self) -> str:
+        """The JSON text stored in ReplyTarget.adapter_state."""
+        return json.dumps({"interaction_token": self.token,
+                           "interaction_expires_at": self.expires_at,
+                           "application_id": self.application_id,
+                           "filesize_limit": self.filesize_limit})
+
+    @classmethod
+    def of(cls, target: ReplyTarget) -> InteractionState:
+        """The state a target carries (an empty one for targets made elsewhere)."""
+        if not target.adapter_state:
+            return cls()
+        stored = json.loads(target.adapter_state)
+        return cls(token=stored.get("interaction_token"),
+                   expires_at=stored.get("interaction_expires_at"),
+                   application_id=stored.get("application_id"),
+                   filesize_limit=int(stored.get("filesize_limit")
+                                      or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES))
+
+    def token_valid(self, now: float | None = None) -> bool:
+        """Whether the interaction token can still be used (with a safety margin)."""
+        if not self.token or self.expires_at is None:
+            return False
+        return (now or time.time()) < self.expires_at - TOKEN_MARGIN_S
+
+
 def target_for(interaction: discord.Interaction, message_id: int | None = None,
                reply_to: int | None = None) -> ReplyTarget:
     """Where this interaction's job reports: its channel (or thread) and its token."""
@@ -47,6 +87,12 @@ def target_for(interaction: discord.Interaction, message_id: int | None = None,
     if isinstance(channel, discord.Thread):
         thread_id = str(channel.id)
         channel_id = str(channel.parent_id)
+    state = InteractionState(
+        token=interaction.token,
+        expires_at=time.time() + TOKEN_LIFETIME_S,  # local clock: no skew
+        application_id=str(interaction.application_id),
+        filesize_limit=interaction.filesize_limit,
+    )
     return ReplyTarget(
         platform=PLATFORM,
         channel_id=channel_id,
@@ -54,18 +100,13 @@ def target_for(interaction: discord.Interaction, message_id: int | None = None,
         thread_id=thread_id,
         message_id=str(message_id) if message_id else None,
         reply_to_message_id=str(reply_to) if reply_to else None,
-        interaction_token=interaction.token,
-        interaction_expires_at=time.time() + TOKEN_LIFETIME_S,  # local clock: no skew
-        application_id=str(interaction.application_id),
-        extra={"filesize_limit": str(interaction.filesize_limit)},
+        adapter_state=state.to_text(),
     )
 
 
 def token_valid(target: ReplyTarget, now: float | None = None) -> bool:
-    """Whether the interaction token can still be used (with a safety margin)."""
-    if not target.interaction_token or target.interaction_expires_at is None:
-        return False
-    return (now or time.time()) < target.interaction_expires_at - TOKEN_MARGIN_S
+    """Whether the target's interaction token can still be used (with a safety margin)."""
+    return InteractionState.of(target).token_valid(now)
 
 
 def nsfw_allowed(interaction: discord.Interaction) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import discord
 
-from bot.chat.discord._convert import only_user, token_valid
+from bot.chat.discord._convert import InteractionState, only_user, token_valid
 from bot.chat.discord._files import attachments
 from bot.chat.discord._ui import result_embed, result_view
 from bot.chat.render import progress_text
@@ -146,8 +146,7 @@ class Delivery:
 
     def _result(self, event: JobDone) -> dict[str, Any]:
         job = event.job
-        limit = int(job.target.extra.get("filesize_limit")
-                    or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+        limit = InteractionState.of(job.target).filesize_limit
         files, notes = attachments(job.id, event.images, limit)
         word = _ACTION_WORDS.get(job.action, "")
         content = " ".join(filter(None, [f"<@{job.actor.user_id}>", word]))

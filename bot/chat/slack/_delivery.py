@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -22,7 +23,16 @@ from bot.chat.slack._format import (
     result_summary,
     user_ref,
 )
-from bot.core.jobs import Job, JobDone, JobEvent, JobFailed, JobHandedBack, JobQueued, JobRunning
+from bot.core.jobs import (
+    Job,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobHandedBack,
+    JobQueued,
+    JobRunning,
+    ReplyTarget,
+)
 from bot.core.service import ImagineService
 
 log = logging.getLogger(__name__)
@@ -36,6 +46,30 @@ UNREACHABLE = frozenset({"not_in_channel", "channel_not_found", "is_archived",
 def unreachable(error: SlackApiError) -> bool:
     """Whether Slack refused because the bot cannot post in that channel at all."""
     return error.response.get("error") in UNREACHABLE
+
+
+@dataclass(frozen=True)
+class PostedResult:
+    """The Slack messages of a delivered result, kept in ReplyTarget.adapter_state as JSON so
+    that Delete can still remove them after a restart."""
+
+    file_ids: tuple[str, ...] = ()
+    ts: str | None = None  # the message with the buttons
+
+    def to_text(self) -> str:
+        """The JSON text stored in ReplyTarget.adapter_state."""
+        return json.dumps({"files": list(self.file_ids), "result_ts": self.ts})
+
+    @classmethod
+    def of(cls, target: ReplyTarget) -> PostedResult:
+        """What a target says was posted (nothing, before the result went out)."""
+        if not target.adapter_state:
+            return cls()
+        stored = json.loads(target.adapter_state)
+        files = stored.get("files") or []
+        if isinstance(files, str):  # rows stored before adapter_state: "F1,F2"
+            files = files.split(",")
+        return cls(file_ids=tuple(filter(None, files)), ts=stored.get("result_ts"))
 
 
 @dataclass
@@ -102,13 +136,14 @@ class Delivery:
 
     async def remove(self, job: Job, by_user: str, result_ts: str | None) -> None:
         """After a delete: drop the uploaded files and the buttons, and say who deleted it."""
-        for file_id in filter(None, job.target.extra.get("files", "").split(",")):
+        posted = PostedResult.of(job.target)
+        for file_id in posted.file_ids:
             await self._quietly(self.client.files_delete(file=file_id))
         note = f"_Image deleted by {user_ref(by_user)}._"
         if job.target.message_id:
             await self._quietly(self.client.chat_update(
                 channel=job.target.channel_id, ts=job.target.message_id, text=note, blocks=[]))
-        ts = result_ts or job.target.extra.get("result_ts")
+        ts = result_ts or posted.ts
         if ts:
             await self._quietly(self.client.chat_delete(channel=job.target.channel_id, ts=ts))
 
@@ -222,9 +257,9 @@ class Delivery:
             channel=state.channel, thread_ts=state.thread,
             text=f"Image ready for {user_ref(job.actor.user_id)}: “{escape(clip(job.request.prompt, 200))}”",
             blocks=result_blocks(job, event.balance), unfurl_links=False, unfurl_media=False)
-        extra = {**job.target.extra, "files": ",".join(file_ids), "result_ts": str(message["ts"])}
+        posted = PostedResult(file_ids=tuple(file_ids), ts=str(message["ts"]))
         await self.service.update_target(job.id, dataclasses.replace(
-            job.target, message_id=state.ts, extra=extra))
+            job.target, message_id=state.ts, adapter_state=posted.to_text()))
         await self.service.mark_delivered(job.id)
 
     async def _quietly(self, call: object) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 
-from bot.chat.discord._convert import token_valid
+import discord
+
+from bot.chat.discord._convert import InteractionState, token_valid
 from bot.core.jobs import ReplyTarget
 from tests.chat.discord.conftest import ANN, BOB, job_id_of
 from tests.fakes.discord import FakeDiscord
@@ -98,7 +101,33 @@ async def test_a_result_discord_refused_is_delivered_once_after_the_restart(
 
 def test_an_interaction_token_is_not_used_in_its_last_half_minute():
     now = time.time()
-    fresh = ReplyTarget("discord", "1", interaction_token="t", interaction_expires_at=now + 600)
-    late = ReplyTarget("discord", "1", interaction_token="t", interaction_expires_at=now + 20)
+    fresh = ReplyTarget("discord", "1",
+                        adapter_state=InteractionState(token="t", expires_at=now + 600).to_text())
+    late = ReplyTarget("discord", "1",
+                       adapter_state=InteractionState(token="t", expires_at=now + 20).to_text())
 
     assert token_valid(fresh, now) and not token_valid(late, now)
+
+
+def test_the_interaction_state_reads_back_what_it_wrote():
+    state = InteractionState(token="t", expires_at=1234.5, application_id="99",
+                             filesize_limit=8_000_000)
+
+    assert InteractionState.of(ReplyTarget("discord", "1", adapter_state=state.to_text())) == state
+
+
+def test_a_target_made_elsewhere_has_no_token_and_the_default_upload_limit():
+    state = InteractionState.of(ReplyTarget("discord", "1"))
+
+    assert not state.token_valid()
+    assert state.filesize_limit == discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
+def test_an_interaction_stored_by_an_older_version_is_read_with_its_upload_limit():
+    stored = json.dumps({"interaction_token": "t", "interaction_expires_at": 1234.5,
+                         "application_id": "99", "filesize_limit": "8000000"})
+
+    state = InteractionState.of(ReplyTarget("discord", "1", adapter_state=stored))
+
+    assert state == InteractionState(token="t", expires_at=1234.5, application_id="99",
+                                     filesize_limit=8_000_000)
