@@ -19,11 +19,11 @@ $(VENV)/.installed-bot: $(VENV)/bin/python pyproject.toml
 
 $(VENV)/.installed-all: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e ".[dev,worker]"
+	$(PIP) install --quiet -e ".[dev,worker,fleet]"
 	touch $@
 
 install-bot: $(VENV)/.installed-bot   ## the bot alone (no torch)
-install: $(VENV)/.installed-all       ## the bot, the GPU worker and the test tools
+install: $(VENV)/.installed-all       ## the bot, the GPU worker, the fleet and the test tools
 
 run: $(VENV)/.installed-bot           ## start every chat adapter that has credentials (console without)
 	$(VENV)/bin/imagine-bot run

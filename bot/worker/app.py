@@ -97,15 +97,15 @@ class WorkerApp:
             served = ", ".join(sorted(self.engine.models))
             return error(404, f"Model {model[:40]!r} is not served here; this worker serves "
                               f"{served}.")
-        body = await _json_body(request)
+        body = await read_json_body(request)
         params = parse_body(spec, body, self.engine.tables[model])
         job = WorkItem(run=lambda is_cancelled: self._generate(params, is_cancelled),
                   label=f"{model} {params.width}x{params.height} seed {params.seed}")
         images = await _unless_disconnected(request, self.queue.submit(job), job)
         if images is None:
             return Response(status_code=499)  # nobody is listening any more
-        encoded = await asyncio.to_thread(_encode_all, images, params)
-        return _answer(encoded, params)
+        encoded = await asyncio.to_thread(encode_images, images, params)
+        return image_answer(encoded, params)
 
     async def serve_metrics(self, request: Request) -> Response:
         """GET /metrics: the process's Prometheus metrics in the text format."""
@@ -133,7 +133,7 @@ class WorkerApp:
                 Route("/metrics", self._guarded(self.serve_metrics), methods=["GET"]),
                 Route("/v1/{model}", self._counted(self._guarded(self.generate)), methods=["POST"]),
             ],
-            exception_handlers={HTTPException: _http_error},
+            exception_handlers={HTTPException: http_error},
             lifespan=lifespan,
         )
         app.state.worker = self
@@ -155,24 +155,34 @@ class WorkerApp:
     def _guarded(
         self, handler: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            if self.api_key is not None and not _key_matches(request, self.api_key):
-                return error(401, "Missing or invalid API key: send it in the x-api-key header.")
-            try:
-                return await handler(request)
-            except ParamError as exc:
-                return error(400, str(exc))
-            except BodyTooLarge:
-                return error(413, f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
-            except OutOfMemory as exc:
-                return error(503, str(exc))
-            except GenerationCancelled:
-                return Response(status_code=499)
-            except Exception:
-                log.exception("request to %s failed", request.url.path)
-                return error(500, "The worker failed while generating; its log has the details.")
+        return guarded(handler, self.api_key)
 
-        return endpoint
+
+def guarded(
+    handler: Callable[[Request], Awaitable[Response]], api_key: str | None
+) -> Callable[[Request], Awaitable[Response]]:
+    """The handler behind the API key check, its errors turned into the contract's answers.
+
+    Shared with the Ray Serve fleet (bot.fleet.app), so both answer alike."""
+
+    async def endpoint(request: Request) -> Response:
+        if api_key is not None and not _key_matches(request, api_key):
+            return error(401, "Missing or invalid API key: send it in the x-api-key header.")
+        try:
+            return await handler(request)
+        except ParamError as exc:
+            return error(400, str(exc))
+        except BodyTooLarge:
+            return error(413, f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
+        except OutOfMemory as exc:
+            return error(503, str(exc))
+        except GenerationCancelled:
+            return Response(status_code=499)
+        except Exception:
+            log.exception("request to %s failed", request.url.path)
+            return error(500, "The worker failed while generating; its log has the details.")
+
+    return endpoint
 
 
 def create_app(engine: Engine, api_key: str | None = None) -> Starlette:
@@ -185,7 +195,7 @@ def _key_matches(request: Request, api_key: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), api_key.encode("utf-8"))
 
 
-async def _json_body(request: Request) -> Any:
+async def read_json_body(request: Request) -> Any:
     """The decoded JSON body, read with a size cap (a ParamError or BodyTooLarge otherwise)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -226,7 +236,8 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-def _encode_all(images: list[Image.Image], params: GenerationParams) -> list[bytes]:
+def encode_images(images: list[Image.Image], params: GenerationParams) -> list[bytes]:
+    """Each image in the request's format and quality."""
     return [_encode(image, params.image_format, params.image_quality) for image in images]
 
 
@@ -239,10 +250,13 @@ def _encode(image: Image.Image, image_format: str, quality: int) -> bytes:
     return out.getvalue()
 
 
-def _answer(encoded: list[bytes], params: GenerationParams) -> Response:
+def image_answer(
+    encoded: list[bytes], params: GenerationParams, extra_headers: dict[str, str] | None = None
+) -> Response:
+    """The 200 answer: the first image's bytes, or every image as base64 JSON when asked."""
     content_type = CONTENT_TYPES[params.image_format]
     seeds = ",".join(str(s) for s in params.seeds())
-    headers = {"x-seeds": seeds, "x-scheduler": params.scheduler_text()}
+    headers = {"x-seeds": seeds, "x-scheduler": params.scheduler_text(), **(extra_headers or {})}
     if params.base64:
         texts = [base64.b64encode(data).decode("ascii") for data in encoded]
         return JSONResponse(
@@ -253,7 +267,8 @@ def _answer(encoded: list[bytes], params: GenerationParams) -> Response:
     return Response(encoded[0], media_type=content_type, headers=headers)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 in the contract's JSON shape."""
     assert isinstance(exc, HTTPException)
     sentences = {
         404: f"Nothing at {request.url.path[:60]}: POST /v1/{{model}} or GET /health.",

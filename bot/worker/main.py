@@ -71,7 +71,7 @@ def run_worker(args: argparse.Namespace) -> int:
     host = host if host is not None else DEFAULT_HOST
     port = port if port is not None else DEFAULT_PORT
     api_key = os.environ.get(API_KEY_ENV) or None
-    if api_key is None and not _is_loopback(host) and not getattr(args, "insecure_no_key", False):
+    if api_key is None and not is_loopback(host) and not getattr(args, "insecure_no_key", False):
         return _fail(
             f"listening on {host} without {API_KEY_ENV} would let anyone on the network use "
             "the GPU; set it (clients send it as x-api-key) or pass --insecure-no-key"
@@ -86,7 +86,7 @@ def run_worker(args: argparse.Namespace) -> int:
             f"the worker needs the worker extra (pip install 'imagine-bot[worker]'): "
             f"{exc.name or exc} is missing"
         )
-    _configure_logging()
+    configure_logging("bot.worker", "worker")
     options = EngineOptions(
         cpu_offload=getattr(args, "cpu_offload", False),
         attention_slicing=getattr(args, "attention_slicing", False),
@@ -123,7 +123,8 @@ def _configured(path: Path | None) -> tuple[list[str], str | None, int | None]:
     return models, worker.host, worker.port
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` only listens on this machine (no API key needed there)."""
     if host == "localhost":
         return True
     try:
@@ -132,20 +133,26 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _fail(line: str, code: int = 2) -> int:
-    print(f"imagine-bot worker: {line}", file=sys.stderr)
+def fail(program: str, line: str, code: int = 2) -> int:
+    """Print `imagine-bot PROGRAM: LINE` on stderr and return the exit status `code`."""
+    print(f"imagine-bot {program}: {line}", file=sys.stderr)
     return code
 
 
-def _configure_logging() -> None:
-    """Log the worker's own lines (loading, warm-up, cancellations) to stderr at INFO."""
-    logger = logging.getLogger("bot.worker")
+def configure_logging(logger_name: str, label: str) -> None:
+    """Log a server's own lines (loading, warm-up, cancellations) to stderr at INFO."""
+    logger = logging.getLogger(logger_name)
     logger.setLevel(logging.INFO)
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s worker: %(message)s"))
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {label}: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def _fail(line: str, code: int = 2) -> int:
+    return fail("worker", line, code)
+
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(

@@ -5,7 +5,9 @@ and stays on its device: bfloat16 on CUDA, float32 on the CPU. Options for small
 CPU offload, attention slicing and VAE tiling; torch.compile of the denoiser, with a warm-up
 generation per model at start. `Engine.generate` is blocking and is meant to run on the one
 thread that owns the GPU (see queue.py); it makes the samples one by one, each from its own
-seed, so sample i of a request is the image that seed+i gives alone.
+seed, so sample i of a request is the image that seed+i gives alone. `Engine.generate_batch`
+(used by the Ray Serve fleet) makes the images of several compatible requests in one pipeline
+call, each from its own seed's starting noise; only requests with equal `batch_key`s share one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,12 +27,27 @@ from PIL import Image
 from bot.core.catalog import Catalog
 from bot.worker.noise import starting_noise
 from bot.worker.params import GenerationParams, parse_body
-from bot.worker.samplers import FLOW_MODELS, table_for
+from bot.worker.samplers import FLOW_MODELS, STOCHASTIC_SAMPLERS, table_for
 from bot.worker.sources import ModelSource, SourceError
 
 log = logging.getLogger("bot.worker")
 
 MAX_SEQUENCE_LENGTH = {"flux-schnell": 256, "chroma": 512, "kolors": 256}
+
+# One image of a pipeline call: the request it belongs to, its seed and its variation seed.
+_Row = tuple[GenerationParams, int, int | None]
+
+
+def batch_key(params: GenerationParams) -> Hashable | None:
+    """What requests must share to run as one pipeline call; None: never batched.
+
+    A stochastic sampler draws fresh noise each step from one generator for the whole call, so
+    a batched image would not be the one its seed gives alone: those run on their own."""
+    if params.sampler in STOCHASTIC_SAMPLERS:
+        return None
+    return (params.model, params.width, params.height, params.steps, params.cfg,
+            params.scheduler_class, params.scheduler_overrides,
+            params.negative_prompt is None)
 
 
 class GenerationCancelled(Exception):
@@ -185,13 +202,51 @@ class Engine:
                 raise
             out_of_memory = True
         if out_of_memory:  # out of the except block: the failed call's tensors are free now
-            self._free_memory()
-            raise OutOfMemory(
-                f"The worker's {self.device.type.upper()} ran out of memory making a "
-                f"{params.width}x{params.height} {params.model} image; try a smaller size, "
-                f"or start the worker with --cpu-offload or --vae-tiling."
-            )
+            self._out_of_memory(params)
         return images
+
+    def generate_batch(
+        self, batch: Sequence[GenerationParams], is_cancelled: Callable[[], bool] = lambda: False
+    ) -> list[list[Image.Image]]:
+        """Every image of `batch` in one pipeline call; each request's images, in order.
+
+        The requests must share a batch_key (ValueError otherwise); image i of a request is
+        made from seed+i's starting noise, as generate() makes it alone."""
+        keys = {batch_key(params) for params in batch}
+        if not batch or len(keys) != 1 or None in keys:
+            raise ValueError("generate_batch needs requests that share one batch_key")
+        first = batch[0]
+        rows: list[_Row] = [
+            (params, seed, variation_seed) for params in batch
+            for seed, variation_seed in zip(params.seeds(), params.variation_seeds(), strict=True)
+        ]
+        out_of_memory = False
+        try:
+            started = time.perf_counter()
+            images = self._call(self.models[first.model], rows, is_cancelled)
+            each = (time.perf_counter() - started) / len(rows)
+            for _ in rows:
+                self._record(first.model, each)
+        except Exception as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            out_of_memory = True
+        if out_of_memory:
+            self._out_of_memory(first)
+        answers, start = [], 0
+        for params in batch:
+            answers.append(images[start:start + params.samples])
+            start += params.samples
+        return answers
+
+    def _out_of_memory(self, params: GenerationParams) -> None:
+        """Free what the failed call held and raise the client's sentence."""
+        self._free_memory()
+        raise OutOfMemory(
+            f"The worker's {self.device.type.upper()} ran out of memory making a "
+            f"{params.width}x{params.height} {params.model} image; try a smaller size, "
+            f"or start the worker with --cpu-offload or --vae-tiling."
+        )
 
     def warm_up(self) -> None:
         """One short generation per model (compiles the denoiser when --compile is on)."""
@@ -217,27 +272,41 @@ class Engine:
         variation_seed: int | None,
         is_cancelled: Callable[[], bool],
     ) -> Image.Image:
+        return self._call(loaded, [(params, seed, variation_seed)], is_cancelled)[0]
+
+    def _call(
+        self, loaded: LoadedModel, rows: Sequence[_Row], is_cancelled: Callable[[], bool]
+    ) -> list[Image.Image]:
+        """One pipeline call making one image per row; the rows share every setting but
+        prompt, negative prompt, seed and variation (the first row's settings are used)."""
         if is_cancelled():
             raise GenerationCancelled
+        params, seed, _ = rows[0]
         pipe = loaded.pipeline
         step = loaded.granularity
         width, height = -(-params.width // step) * step, -(-params.height // step) * step
         shape = loaded.latent_shape(width, height)
-        latents = starting_noise(seed, shape, variation_seed, params.variation_strength)
+        latents = torch.cat([
+            starting_noise(row_seed, shape, row_variation, row.variation_strength)
+            for row, row_seed, row_variation in rows
+        ])
         if loaded.is_flow:
-            latents = pipe._pack_latents(latents, 1, shape[1], shape[2], shape[3])
+            latents = pipe._pack_latents(latents, len(rows), shape[1], shape[2], shape[3])
         latents = latents.to(device=pipe._execution_device, dtype=self.dtype)
         pipe.scheduler = _scheduler(loaded, params, seed)
+        one = len(rows) == 1  # a single image keeps the exact call it always had
 
         def on_step(_pipe: Any, _i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             if is_cancelled():
                 raise GenerationCancelled
             return kwargs
 
+        generators = [torch.Generator("cpu").manual_seed(row_seed) for _, row_seed, _ in rows]
         call: dict[str, Any] = {
-            "prompt": params.prompt, "width": width, "height": height,
+            "prompt": params.prompt if one else [row.prompt for row, _, _ in rows],
+            "width": width, "height": height,
             "num_inference_steps": params.steps, "latents": latents,
-            "generator": torch.Generator("cpu").manual_seed(seed),
+            "generator": generators[0] if one else generators,
             "max_sequence_length": MAX_SEQUENCE_LENGTH[params.model],
             "callback_on_step_end": on_step, "output_type": "pil",
         }
@@ -245,12 +314,13 @@ class Engine:
             call["guidance_scale"] = 0.0
         else:
             call["guidance_scale"] = params.cfg
-            call["negative_prompt"] = params.negative_prompt
+            negatives = [row.negative_prompt for row, _, _ in rows]
+            call["negative_prompt"] = params.negative_prompt if one or None in negatives else negatives
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(seed)  # noise that samplers draw per step (euler_a) follows the seed
-            image = pipe(**call).images[0]
-        return _crop(image, params.width, params.height)
+            images = pipe(**call).images
+        return [_crop(image, params.width, params.height) for image in images]
 
     def _record(self, model: str, seconds: float) -> None:
         with self._lock:

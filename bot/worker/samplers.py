@@ -53,6 +53,10 @@ FLOW_SCHEDULES: dict[str, dict[str, Any] | None] = {
 KOLORS_SAMPLERS = KOLORS_SCHEDULER_CLASSES
 KOLORS_SCHEDULES: tuple[str, ...] = ("normal",)
 
+# Samplers that draw fresh noise at every step (ancestral, SDE): their images depend on the
+# generator's whole stream, so the fleet never batches them with other requests.
+STOCHASTIC_SAMPLERS = frozenset({"euler_a", "dpm_2_a", "dpmpp_sde", "dpmpp_2s_a", "dpmpp_2m_sde"})
+
 # Names that work only when an optional package is installed on the worker.
 NEEDS_PACKAGE: dict[str, str] = {"beta": "scipy", "lms": "scipy", "dpmpp_sde": "torchsde"}
 

@@ -210,3 +210,61 @@ def save_tiny_pipeline(model: str, folder: Path) -> Path:
         raise ValueError(f"no tiny pipeline for {model!r}; one of {', '.join(TINY_MODELS)}")
     pipeline.save_pretrained(folder)
     return folder
+
+
+class FixedLatencyPipeline:
+    """A stand-in for FluxPipeline that sleeps `latency_s` per image and paints it grey.
+
+    For benchmarks of the serving layer (bench/fleet.py): the Engine drives it exactly as it
+    drives a real pipeline (noise, packing, a fresh scheduler, the call, the crop), so what a
+    benchmark measures beyond latency_s x images is ours and Ray's, not the model's.
+    """
+
+    vae_scale_factor = 8
+    _execution_device = "cpu"
+
+    def __init__(self, latency_s: float) -> None:
+        from types import SimpleNamespace
+
+        self.latency_s = latency_s
+        self.transformer = SimpleNamespace(config=SimpleNamespace(in_channels=64))
+        self.scheduler: Any = None
+
+    @staticmethod
+    def _pack_latents(latents: Any, batch_size: int, channels: int, height: int, width: int
+                      ) -> Any:
+        # FluxPipeline._pack_latents: 2x2 patches of the latent image become one token.
+        latents = latents.view(batch_size, channels, height // 2, 2, width // 2, 2)
+        latents = latents.permute(0, 2, 4, 1, 3, 5)
+        return latents.reshape(batch_size, (height // 2) * (width // 2), channels * 4)
+
+    def __call__(self, *, prompt: str | list[str], width: int, height: int, **_: Any) -> Any:
+        """Sleep latency_s per image, then answer one grey image per prompt."""
+        import time
+        from types import SimpleNamespace
+
+        from PIL import Image
+
+        count = 1 if isinstance(prompt, str) else len(prompt)
+        time.sleep(self.latency_s * count)
+        return SimpleNamespace(images=[Image.new("RGB", (width, height), (128, 128, 128))
+                                       for _ in range(count)])
+
+
+class FixedLatencyLoader:
+    """Builds an Engine whose flux-schnell is a FixedLatencyPipeline (picklable, for Ray)."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.latency_s = latency_s
+
+    def __call__(self, model: str) -> Any:
+        """The Engine for `model` (any name; it is served as given) on the CPU."""
+        import torch
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        from bot.worker.pipelines import Engine, LoadedModel
+
+        scheduler: Any = FlowMatchEulerDiscreteScheduler(shift=1.0)  # its config is set at init
+        config = dict(scheduler.config)
+        loaded = LoadedModel(model, FixedLatencyPipeline(self.latency_s), config)
+        return Engine({model: loaded}, torch.device("cpu"), torch.float32)

@@ -1,0 +1,184 @@
+"""Fleet benchmark: what Ray Serve and our ingress add, with a pipeline of fixed latency.
+
+Each replica serves flux-schnell through the real Engine, but its pipeline is
+bot.worker.synthetic.FixedLatencyPipeline, which sleeps L per image: so every figure here is
+the serving layer's (HTTP proxy, ingress, validation, routing to a replica, noise, scheduler,
+JPEG encoding, batching), not a model's. For each replica count N (1, 2 and 4 by default):
+
+- overhead: N clients, one request each at a time (so an ideal router never queues), 10 x N
+  requests of one 512x512 image; overhead = client latency - L, p50 and p99.
+- throughput: 2 x N clients (a request always waiting for every replica), 24 x N requests;
+  throughput_ratio = (requests / wall time) / (N / L), where N / L is the most N replicas can
+  make.
+
+Then, for scale, Serve's own floor on this machine: the same shape (an ingress deployment calling
+a model deployment that sleeps L) with none of our code, measured as the overhead is.
+
+Batching is off (--max-batch-size 1) by default: a fixed-latency pipeline sleeps L per image
+whether batched or not, so batching could only add its gathering wait. The replicas take no
+CPU or GPU reservation, so 4 fit on a 2-core machine (they sleep). Prints one line per count:
+replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z, then
+serve_floor overhead_p50_ms=Y overhead_p99_ms=Z
+
+Usage: python bench/fleet.py [--latency 0.5] [--replicas 1,2,4] [--max-batch-size 1]
+       [--batch-wait-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+API_KEY = "bench-fleet-key"
+BODY = {"prompt": "a lighthouse", "width": 512, "height": 512, "steps": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def drive(url: str, clients: int, requests: int) -> tuple[float, list[float]]:
+    """`clients` loops sending `requests` in all; (wall seconds, each request's latency)."""
+    import httpx
+
+    left = requests
+    latencies: list[float] = []
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            started = time.perf_counter()
+            response = await http.post("/v1/flux-schnell", json=BODY)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise RuntimeError(f"the fleet answered {response.status_code}: {response.text}")
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers={"x-api-key": API_KEY}, timeout=60,
+                                 limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        return time.perf_counter() - started, latencies
+
+
+async def drive_floor(url: str, requests: int) -> list[float]:
+    """One client, one request at a time, to the bare Serve application; latencies."""
+    import httpx
+
+    latencies = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        for _ in range(requests):
+            started = time.perf_counter()
+            (await http.get("/floor")).raise_for_status()
+            latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def floor_app(latency: float) -> object:
+    """Serve alone: an ingress deployment awaiting a deployment that sleeps `latency`."""
+    from ray import serve
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Sleeper:
+        async def make(self) -> bytes:
+            await asyncio.sleep(latency)
+            return b"x" * 20_000  # about a small JPEG
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Front:
+        def __init__(self, sleeper: object) -> None:
+            self.sleeper = sleeper
+
+        async def __call__(self, request: Request) -> Response:
+            return Response(await self.sleeper.make.remote(), media_type="image/jpeg")
+
+    return Front.bind(Sleeper.bind())
+
+
+def wait_for_replicas(url: str, count: int) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/health", headers={"x-api-key": API_KEY}, timeout=10)
+        if response.status_code == 200 and len(response.json()["replica_list"]) == count:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{count} replicas did not start within 120 s")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--latency", type=float, default=0.5, help="L: seconds per image")
+    parser.add_argument("--replicas", default="1,2,4", help="replica counts, comma-separated")
+    parser.add_argument("--max-batch-size", type=int, default=1)
+    parser.add_argument("--batch-wait-ms", type=float, default=20)
+    args = parser.parse_args()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import ray
+        from ray import serve
+
+    from bot.fleet.app import build_app
+    from bot.fleet.spec import FleetSpec
+    from bot.worker.synthetic import FixedLatencyLoader
+
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    latency = args.latency
+    print(f"L={latency}s per image, 512x512 JPEG, max_batch_size={args.max_batch_size}, "
+          f"batch_wait={args.batch_wait_ms:g}ms, {os.cpu_count()} CPUs, ray {ray.__version__}")
+    try:
+        for count in (int(n) for n in args.replicas.split(",")):
+            spec = FleetSpec(
+                models=("flux-schnell",), loader=FixedLatencyLoader(latency),
+                min_replicas=count, max_replicas=count, gpus_per_replica=0, cpus_per_replica=0,
+                max_batch_size=args.max_batch_size, batch_wait_s=args.batch_wait_ms / 1000,
+            )
+            serve.run(build_app(spec, API_KEY), name="bench", route_prefix="/")
+            wait_for_replicas(url, count)
+            asyncio.run(drive(url, count, 2 * count))  # warm-up: imports, first scheduler
+            _, latencies = asyncio.run(drive(url, count, 10 * count))
+            overhead_ms = [(seconds - latency) * 1000 for seconds in latencies]
+            requests = 24 * count
+            wall, _ = asyncio.run(drive(url, 2 * count, requests))
+            ratio = (requests / wall) / (count / latency)
+            print(f"replicas={count} throughput_ratio={ratio:.3f} "
+                  f"overhead_p50_ms={statistics.median(overhead_ms):.1f} "
+                  f"overhead_p99_ms={percentile(overhead_ms, 0.99):.1f}", flush=True)
+            serve.delete("bench")
+        serve.run(floor_app(latency), name="floor", route_prefix="/floor")
+        asyncio.run(drive_floor(url, 3))
+        floor_ms = [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, 20))]
+        print(f"serve_floor overhead_p50_ms={statistics.median(floor_ms):.1f} "
+              f"overhead_p99_ms={percentile(floor_ms, 0.99):.1f}", flush=True)
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

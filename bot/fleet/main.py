@@ -1,0 +1,234 @@
+"""`imagine-bot fleet`: the worker's models on many GPUs and machines, behind one URL (Ray Serve).
+
+    imagine-bot fleet --model flux-schnell=SOURCE [--model chroma=SOURCE] ...
+                      [--replicas N | --min-replicas A --max-replicas B]
+                      [--gpus-per-replica X] [--cpus-per-replica Y]
+                      [--max-batch-size N] [--batch-wait-ms MS]
+                      [--address auto|HOST:PORT|ray://HOST:PORT] [--host H] [--port P]
+                      [--cpu-offload] [--attention-slicing] [--vae-tiling] [--compile]
+
+Options left out come from the config's [fleet] section, then the defaults. Without --address
+a local Ray starts with this command (and stops with it); with one, the fleet joins that
+cluster (`ray start --head` on one machine, `ray start --address HEAD:6379` on the others).
+Ray, torch and diffusers are imported only inside run_fleet, so `imagine-bot --help` works
+without the fleet extra. Every start-up problem is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.worker.main import API_KEY_ENV, configure_logging, fail, is_loopback
+from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options, resolve_source
+
+APP_NAME = "imagine"
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """The command's options once merged with [fleet] and the defaults."""
+
+    models: tuple[str, ...]
+    min_replicas: int
+    max_replicas: int
+    gpus_per_replica: float
+    cpus_per_replica: float
+    max_batch_size: int
+    batch_wait_s: float
+    address: str
+    host: str
+    port: int
+
+
+def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the fleet's options to `parser` (used by `imagine-bot fleet`)."""
+    defaults = ", ".join(f"{m}={s}" for m, s in DEFAULT_SOURCES.items())
+    parser.add_argument("--model", action="append", default=[], metavar="MODEL[=SOURCE]",
+                        help="a model to serve, repeatable; SOURCE is a diffusers folder (the "
+                             f"same path on every machine) or a hub id (defaults: {defaults})")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="a fixed number of replicas per model")
+    parser.add_argument("--min-replicas", type=int, default=None,
+                        help="autoscaling: the fewest replicas per model (default 1)")
+    parser.add_argument("--max-replicas", type=int, default=None,
+                        help="autoscaling: the most replicas per model (default: min)")
+    parser.add_argument("--gpus-per-replica", type=float, default=None,
+                        help="GPUs each replica takes (default 1; 0 runs on the CPU)")
+    parser.add_argument("--cpus-per-replica", type=float, default=None,
+                        help="CPUs each replica takes (default 1)")
+    parser.add_argument("--max-batch-size", type=int, default=None,
+                        help="images one pipeline call may make for waiting requests (default 4)")
+    parser.add_argument("--batch-wait-ms", type=float, default=None,
+                        help="how long a replica waits to gather a batch (default 20)")
+    parser.add_argument("--address", default=None,
+                        help="a Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT "
+                             "(default: start a local Ray)")
+    parser.add_argument("--host", default=None, help="address of the one URL (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="its port (default 8000)")
+    parser.add_argument("--cpu-offload", action="store_true",
+                        help="keep idle parts of each pipeline in CPU memory (small GPUs)")
+    parser.add_argument("--attention-slicing", action="store_true",
+                        help="compute attention in slices (less memory, slower)")
+    parser.add_argument("--vae-tiling", action="store_true",
+                        help="decode large images tile by tile (less memory)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the denoisers, with a warm-up at start")
+    parser.add_argument("--insecure-no-key", action="store_true",
+                        help=f"listen beyond loopback without {API_KEY_ENV} (anyone can use it)")
+
+
+def fleet_options(args: argparse.Namespace, configured: Any) -> FleetOptions:
+    """Merge the command line over a [fleet] section (bot.config.FleetSettings or None)."""
+
+    def pick(name: str, default: Any) -> Any:
+        given = getattr(args, name, None)
+        if given is not None:
+            return given
+        return getattr(configured, name, default) if configured is not None else default
+
+    models = list(getattr(args, "model", None) or [])
+    if not models and configured is not None:
+        models = [f"{m}={s}" if s else m for m, s in configured.models.items()]
+    low_given, high_given = getattr(args, "min_replicas", None), getattr(args, "max_replicas", None)
+    if getattr(args, "replicas", None) is not None:
+        low = high = args.replicas
+    elif low_given is not None or high_given is not None:
+        low = low_given if low_given is not None else 1
+        high = high_given if high_given is not None else low
+    elif configured is not None:
+        low, high = configured.replica_bounds()
+    else:
+        low = high = 1
+    wait_ms = getattr(args, "batch_wait_ms", None)
+    if wait_ms is not None:
+        batch_wait_s = wait_ms / 1000
+    else:
+        batch_wait_s = configured.batch_wait_s if configured is not None else 0.02
+    return FleetOptions(
+        models=tuple(models), min_replicas=low, max_replicas=high,
+        gpus_per_replica=pick("gpus_per_replica", 1.0),
+        cpus_per_replica=pick("cpus_per_replica", 1.0),
+        max_batch_size=pick("max_batch_size", 4), batch_wait_s=batch_wait_s,
+        address=pick("address", "") or "", host=pick("host", "127.0.0.1"),
+        port=pick("port", 8000),
+    )
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    """Deploy the fleet and serve until SIGINT or SIGTERM; returns the exit code."""
+    try:
+        options = fleet_options(args, _configured(getattr(args, "config", None)))
+        chosen = parse_model_options(list(options.models))
+        sources = {model: resolve_source(model, source) for model, source in chosen.items()}
+    except SourceError as exc:
+        return _fail(str(exc))
+    api_key = os.environ.get(API_KEY_ENV) or None
+    if api_key is None and not is_loopback(options.host) \
+            and not getattr(args, "insecure_no_key", False):
+        return _fail(f"listening on {options.host} without {API_KEY_ENV} would let anyone on "
+                     "the network use the GPUs; set it (clients send it as x-api-key) or pass "
+                     "--insecure-no-key")
+    try:
+        import ray
+        from ray import serve
+
+        from bot.fleet.app import build_app
+        from bot.fleet.spec import FleetSpec, SourceLoader
+        from bot.worker.pipelines import EngineOptions
+    except ImportError as exc:
+        return _fail(f"the fleet needs the fleet and worker extras (pip install "
+                     f"'imagine-bot[worker,fleet]'): {exc.name or exc} is missing")
+    try:
+        spec = FleetSpec(
+            models=tuple(sources), app_name=APP_NAME,
+            loader=SourceLoader(tuple(sources.items()), EngineOptions(
+                cpu_offload=getattr(args, "cpu_offload", False),
+                attention_slicing=getattr(args, "attention_slicing", False),
+                vae_tiling=getattr(args, "vae_tiling", False),
+                compile=getattr(args, "compile", False),
+            )),
+            min_replicas=options.min_replicas, max_replicas=options.max_replicas,
+            gpus_per_replica=options.gpus_per_replica,
+            cpus_per_replica=options.cpus_per_replica,
+            max_batch_size=options.max_batch_size, batch_wait_s=options.batch_wait_s,
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    configure_logging("bot.fleet", "fleet")  # Ray logs its own lines at WARNING
+    try:
+        ray.init(address=options.address or None, logging_level=logging.WARNING)
+    except Exception as exc:  # a bad address, a cluster that is down: one line
+        return _fail(f"could not reach the Ray cluster at {options.address}: {_first_line(exc)}")
+    # Ours replace the handler ray.init installed (which exits on the spot): a signal during
+    # the deployment stops the fleet cleanly as soon as serve.run returns.
+    stop = _stop_on_signals()
+    try:
+        serve.start(http_options={"host": options.host, "port": options.port})
+        serve.run(build_app(spec, api_key), name=APP_NAME, route_prefix="/")
+    except Exception as exc:  # a deployment that cannot start: one line, never a traceback
+        ray.shutdown()
+        return _fail(f"the fleet did not start: {_first_line(exc)}", code=1)
+    print(f"imagine-bot fleet: serving {', '.join(sources)} at http://{options.host}:"
+          f"{options.port} ({_replicas_text(options)} per model); Ctrl-C stops it",
+          file=sys.stderr)
+    stop.wait()
+    print("imagine-bot fleet: stopping", file=sys.stderr)
+    serve.delete(APP_NAME)
+    if not options.address:
+        serve.shutdown()
+    ray.shutdown()
+    return 0
+
+
+def _replicas_text(options: FleetOptions) -> str:
+    if options.min_replicas == options.max_replicas:
+        return f"{options.min_replicas} replicas"
+    return f"{options.min_replicas} to {options.max_replicas} replicas"
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGINT or SIGTERM (a container's stop) sets."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _configured(path: Path | None) -> Any:
+    """The config's [fleet] section, or None when the bot's settings cannot be imported."""
+    try:
+        from bot.config import ConfigError, Settings
+    except ImportError:
+        return None
+    try:
+        return Settings.load(path).fleet
+    except ConfigError as exc:
+        raise SourceError(f"config: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _fail(line: str, code: int = 2) -> int:
+    return fail("fleet", line, code)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.fleet.main",
+                                     description="Serve image models on a Ray cluster.")
+    add_fleet_arguments(parser)
+    return run_fleet(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

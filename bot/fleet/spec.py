@@ -1,0 +1,93 @@
+"""What the fleet deploys: models, replica counts, GPUs per replica and batching. No Ray here.
+
+A FleetSpec travels to every replica (Ray pickles it), so everything in it is plain data plus
+`loader`, a picklable callable that builds one model's Engine inside a replica: SourceLoader
+for real weights (a folder or a hub id), or bot.worker.synthetic's fixed-latency loader for
+the benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.worker.params import GenerationParams
+from bot.worker.sources import ModelSource
+
+if TYPE_CHECKING:
+    from bot.worker.pipelines import Engine, EngineOptions
+
+EngineLoader = Callable[[str], "Engine"]
+
+DEFAULT_MAX_BATCH_SIZE = 4
+DEFAULT_BATCH_WAIT_S = 0.02  # long enough to catch requests sent together, short beside a step
+
+
+@dataclass(frozen=True)
+class SourceLoader:
+    """Loads one model's pipeline from its source inside a replica (Engine.load)."""
+
+    sources: tuple[tuple[str, ModelSource], ...]
+    options: EngineOptions | None = None
+
+    def __call__(self, model: str) -> Engine:
+        """The Engine holding `model` alone, placed on this replica's device."""
+        from bot.worker.pipelines import Engine, EngineOptions
+
+        source = dict(self.sources)[model]
+        engine = Engine.load({model: source}, self.options or EngineOptions())
+        if self.options is not None and self.options.compile:
+            engine.warm_up()
+        return engine
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """The Serve application: one deployment per model, each autoscaled between bounds."""
+
+    models: tuple[str, ...]
+    loader: EngineLoader
+    min_replicas: int = 1
+    max_replicas: int = 1
+    gpus_per_replica: float = 1.0
+    cpus_per_replica: float = 1.0
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    batch_wait_s: float = DEFAULT_BATCH_WAIT_S
+    max_queued_requests: int = 1000  # beyond this, per model, the ingress answers 503
+    app_name: str = "imagine"
+    # Tests and benches shorten this; a replica reports to the board at least this often.
+    heartbeat_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("a fleet needs at least one model")
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise ValueError("replicas: 1 <= min_replicas <= max_replicas")
+        if self.gpus_per_replica < 0 or self.cpus_per_replica < 0:
+            raise ValueError("gpus and cpus per replica cannot be negative")
+        if self.max_batch_size < 1 or self.batch_wait_s < 0:
+            raise ValueError("max_batch_size >= 1 and batch_wait_s >= 0")
+
+    @property
+    def max_ongoing_requests(self) -> int:
+        """Requests one replica holds at once: a batch running and the next one gathering.
+        (One batch's worth did worse across 4 replicas in bench/fleet.py; see bench/README.)"""
+        return 2 * self.max_batch_size
+
+    def autoscaling(self) -> dict[str, float | int] | None:
+        """Serve's autoscaling_config, or None for a fixed replica count."""
+        if self.min_replicas == self.max_replicas:
+            return None
+        return {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "initial_replicas": self.min_replicas,
+            # A replica with a full batch in flight is as busy as it should get.
+            "target_ongoing_requests": self.max_batch_size,
+        }
+
+
+def images_in(batch: Sequence[GenerationParams]) -> int:
+    """A batch's size for @serve.batch: its images, not its requests."""
+    return sum(params.samples for params in batch)

@@ -1,0 +1,106 @@
+"""Fixtures for the fleet's tests: one real local Ray (2 CPUs) and one fleet for them all.
+
+The fleet serves the tiny random-weight Flux pipeline (bot.worker.synthetic, saved with
+save_pretrained and loaded back by each replica through from_pretrained) with two replicas,
+behind the API key. Ray and the fleet start once for the package and stop after its last
+test; the tests that kill a replica run last, so the others always find both replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fleet.support import API_KEY, Fleet, free_port
+from tests.library_noise import silence_library_noise
+
+# Read by the replicas too: a local Ray's processes inherit this process's environment.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+# The fleet extra, imported plainly: `make test` installs it, so without it these tests must
+# fail to collect, never be skipped. (Ray Serve's own models warn about pydantic at import.)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import ray
+    import torch
+    from ray import serve
+
+KILLS_A_REPLICA = "kills_a_replica"
+BATCH_WAIT_S = 0.25  # wide, so requests sent together surely meet in one batch
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of the tests that kill a replica (run after the others)."""
+    config.addinivalue_line("markers", f"{KILLS_A_REPLICA}: kills a fleet replica's process")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Silence library noise here, and move the replica-killing tests to the package's end."""
+    here = Path(__file__).parent
+    silence_library_noise(items, here)
+    ours = [i for i, item in enumerate(items) if here in Path(str(item.path)).parents]
+    if not ours:
+        return
+    block = [items[i] for i in ours]
+    block.sort(key=lambda item: item.get_closest_marker(KILLS_A_REPLICA) is not None)
+    for index, item in zip(ours, block, strict=True):
+        items[index] = item
+
+
+@pytest.fixture(scope="package")
+def flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Flux pipeline in diffusers' folder layout."""
+    from bot.worker.synthetic import save_tiny_pipeline
+
+    return save_tiny_pipeline("flux-schnell", tmp_path_factory.mktemp("fleet-models") / "flux")
+
+
+@pytest.fixture(scope="package")
+def engine(flux_dir: Path) -> Any:
+    """The same tiny Flux, loaded in this process: the single-seed images to compare with."""
+    from bot.worker.pipelines import Engine
+    from bot.worker.sources import resolve_source
+
+    torch.set_num_threads(1)  # as in the replicas (OMP_NUM_THREADS=1 there): the same numerics
+    return Engine.load({"flux-schnell": resolve_source("flux-schnell", str(flux_dir))})
+
+
+@pytest.fixture(scope="package")
+def fleet(flux_dir: Path) -> Iterator[Fleet]:
+    """A local Ray with 2 CPUs and the fleet on it: flux-schnell, 2 replicas, the API key."""
+    import httpx
+
+    from bot.fleet.app import build_app
+    from bot.fleet.spec import FleetSpec, SourceLoader
+    from bot.worker.sources import resolve_source
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    spec = FleetSpec(
+        models=("flux-schnell",),
+        loader=SourceLoader((("flux-schnell", resolve_source("flux-schnell", str(flux_dir))),)),
+        min_replicas=2, max_replicas=2, gpus_per_replica=0, cpus_per_replica=1,
+        batch_wait_s=BATCH_WAIT_S, heartbeat_s=0.2,
+    )
+    try:
+        serve.run(build_app(spec, API_KEY), name="imagine", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=120) as client:
+            running = Fleet(url, client)
+            running.wait_for_replicas(2)
+            yield running
+    finally:
+        # The local cluster's processes (controller, proxy, replicas) end with it; Serve's
+        # graceful stop would only add seconds of draining requests nobody sends any more.
+        ray.shutdown()

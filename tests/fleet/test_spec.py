@@ -1,0 +1,88 @@
+"""What `imagine-bot fleet` deploys, from its options and [fleet]; its start-up refusals."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import FleetSettings
+from bot.fleet.main import add_fleet_arguments, fleet_options
+from bot.fleet.replica import deployment_options
+from bot.fleet.spec import FleetSpec, SourceLoader
+
+
+def args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_fleet_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def spec(**fields: object) -> FleetSpec:
+    return FleetSpec(models=("flux-schnell",), loader=SourceLoader(()), **fields)  # type: ignore[arg-type]
+
+
+def test_a_fixed_replica_count_is_deployed_without_autoscaling() -> None:
+    options = deployment_options(spec(min_replicas=3, max_replicas=3, gpus_per_replica=1))
+
+    assert options["num_replicas"] == 3
+    assert "autoscaling_config" not in options
+    assert options["ray_actor_options"] == {"num_gpus": 1, "num_cpus": 1.0}
+
+
+def test_replica_bounds_autoscale_on_ongoing_requests() -> None:
+    options = deployment_options(spec(min_replicas=1, max_replicas=4, max_batch_size=4))
+
+    assert options["autoscaling_config"] == {
+        "min_replicas": 1, "max_replicas": 4, "initial_replicas": 1,
+        "target_ongoing_requests": 4,
+    }
+    assert options["max_ongoing_requests"] == 8  # a batch running and the next one gathering
+
+
+def test_the_command_line_wins_over_the_fleet_section() -> None:
+    configured = FleetSettings(models={"chroma": "/m/chroma"}, replicas=2, gpus_per_replica=0.5,
+                               port=9000)
+
+    options = fleet_options(args("--model", "flux-schnell", "--max-replicas", "6"), configured)
+
+    assert options.models == ("flux-schnell",)
+    assert (options.min_replicas, options.max_replicas) == (1, 6)
+    assert (options.gpus_per_replica, options.port) == (0.5, 9000)
+
+
+def test_the_fleet_section_alone_sets_everything() -> None:
+    configured = FleetSettings(models={"chroma": "/m/chroma"}, min_replicas=2, max_replicas=5,
+                               batch_wait_s=0.05, address="auto")
+
+    options = fleet_options(args(), configured)
+
+    assert options.models == ("chroma=/m/chroma",)
+    assert (options.min_replicas, options.max_replicas) == (2, 5)
+    assert (options.batch_wait_s, options.address) == (0.05, "auto")
+
+
+def test_a_missing_model_folder_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGINE_CONFIG", "/nonexistent/config.toml")
+
+    code = main(["fleet", "--model", "chroma=/nonexistent/chroma"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "imagine-bot fleet: chroma: folder /nonexistent/chroma does not exist\n")
+
+
+def test_listening_beyond_loopback_without_a_key_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, flux_dir: Path
+) -> None:
+    monkeypatch.setenv("IMAGINE_CONFIG", "/nonexistent/config.toml")
+    monkeypatch.delenv("IMAGINE_WORKER_API_KEY", raising=False)
+
+    code = main(["fleet", "--model", f"flux-schnell={flux_dir}", "--host", "0.0.0.0"])
+
+    assert code == 2
+    assert "without IMAGINE_WORKER_API_KEY" in capsys.readouterr().err
