@@ -22,9 +22,10 @@ from bot.store.db import Database
 # (ok, what, detail): ok is True (passed), False (failed) or None (nothing to check).
 Line = Callable[[bool | None, str, str], None]
 
-# The bot scopes the Slack app manifest in the README asks for (oauth_config.scopes.bot); a test
+# The bot scopes the Slack app manifest in docs/slack.md asks for (oauth_config.scopes.bot); a test
 # keeps the two equal.
-SLACK_BOT_SCOPES = ("commands", "chat:write", "files:write", "app_mentions:read", "users:read")
+SLACK_BOT_SCOPES = ("commands", "chat:write", "files:write", "app_mentions:read", "users:read",
+                    "im:history")
 
 # Slack errors that mean "this token does not work": it was revoked, or it is not a real token.
 _DEAD_TOKEN_ERRORS = frozenset({"invalid_auth", "token_revoked", "token_expired", "not_authed",
@@ -66,6 +67,7 @@ async def run_doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
         line(mode == "wal", "database", f"{database.path} (journal {mode})")
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
             await _check_backends(settings, service, client, line)
+            await _check_budget(service, line)
             await _check_discord(settings, client, line)
             await _check_slack(settings, client, line)
     finally:
@@ -156,6 +158,19 @@ async def _credits(service: ImagineService, health: BackendHealth) -> str:
         return "; credits not known yet (read from the first generated image)"
     when = datetime.fromtimestamp(seen[1], UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"; {seen[0]:g} credits left as of {when}"
+
+
+async def _check_budget(service: ImagineService, line: Line) -> None:
+    """The period's spend against [budget] limit, then every admin alert that holds now (the
+    ones the bot posts to the admin channels; they do not fail the check)."""
+    status = await service.budget_status()
+    if status is not None:
+        # A used-up budget is the limit working, not a fault: it is shown, it does not fail.
+        line(True if status.limit > 0 and not status.used_up else None, "budget",
+             status.sentence())
+    if service.alerts is not None:
+        for alert in await service.alerts.current():
+            line(None, "ALERT", alert.text)
 
 
 # --- Discord --------------------------------------------------------------------------------

@@ -30,6 +30,12 @@ Status codes -> errors (bot.core.errors); the service's own words go only to ``.
 The API key is sent only in the x-api-key header; it is never logged and is scrubbed from any
 error detail. ``x-remaining-credits`` is read from every answer, logged at INFO on the logger
 ``bot.backends.segmind`` and returned in GenerationResult.remaining_credits.
+
+Money per request: the backend remembers the header's value each time its calls fall quiet
+(none in flight). A request that starts while quiet, overlaps no other call and reads the
+header on every one of its calls returns the drop from that value as
+GenerationResult.credits_spent (and when that value was seen as spent_since); otherwise
+credits_spent is None and the caller estimates (bot/core/budget.py).
 """
 
 from __future__ import annotations
@@ -195,10 +201,20 @@ class SegmindBackend:
         self._client = client
         self._owns_client = client is None
         self._admin_problem: str | None = None  # set by 401/403/406, cleared by a 200
+        # For isolating one request's drop in x-remaining-credits (see the module docstring).
+        self._in_flight = 0
+        self._calls_started = 0
+        self._quiet_credits: tuple[float, float] | None = None  # (value, unix time)
+        self._stretch_low: float | None = None  # lowest value seen since the last quiet
+        self._stretch_blind = False  # a call since the last quiet had no credits header
 
     def accepts(self, request: ImagineRequest) -> bool:
-        """False only when the worker's /health said it lacks the sampler or scheduler."""
+        """False only when the worker's /health said it lacks the model (a fleet may serve
+        fewer models than configured), the sampler or the scheduler."""
         if request.model not in self.models:
+            return False
+        listed = (self.last_health or {}).get("models")
+        if isinstance(listed, list) and request.model not in listed:
             return False
         offered = ((self.last_health or {}).get("samplers") or {}).get(request.model)
         if not isinstance(offered, dict):
@@ -228,6 +244,8 @@ class SegmindBackend:
             )
         if self.hosted and self._api_key is None:
             raise BackendUnavailable(detail="SEGMIND_API_KEY is not set")
+        before = self._quiet_credits if self._in_flight == 0 else None
+        first_call = self._calls_started
         tasks = [
             asyncio.create_task(self._one(request, index)) for index in range(request.samples)
         ]
@@ -244,7 +262,15 @@ class SegmindBackend:
         if remaining is not None:
             self.last_remaining_credits = remaining
             log.info("%s: %g credits remaining", self.name, remaining)
-        return GenerationResult(images=images, remaining_credits=remaining)
+        spent: float | None = None
+        # Isolated: quiet before, no other call started since ours did, every call read the
+        # header, and the balance fell (a top-up in between shows as a rise: not measurable).
+        if (before is not None and remaining is not None and len(seen) == request.samples
+                and self._calls_started - first_call == request.samples
+                and before[0] >= remaining):
+            spent = round(before[0] - remaining, 6)
+        return GenerationResult(images=images, remaining_credits=remaining, credits_spent=spent,
+                                spent_since=before[1] if spent is not None and before else None)
 
     async def health(self) -> BackendHealth:
         """Segmind: configured or not, plus what the last call showed. Worker: GET /health."""
@@ -274,12 +300,18 @@ class SegmindBackend:
     ) -> tuple[GeneratedImage, float | None]:
         seed, body = self._body(request, index)
         started = time.monotonic()
-        status, headers, data = await self._post(request.model, body)
+        self._in_flight += 1
+        self._calls_started += 1
+        credits: float | None = None
+        try:
+            status, headers, data = await self._post(request.model, body)
+            credits = _float_or_none(headers.get("x-remaining-credits"))
+        finally:
+            self._call_ended(credits)
         log.debug(
             "%s POST /%s seed %d -> %d in %.2fs",
             self.name, request.model, seed, status, time.monotonic() - started,
         )
-        credits = _float_or_none(headers.get("x-remaining-credits"))
         if status != 200:
             if credits is not None:
                 self.last_remaining_credits = credits
@@ -290,6 +322,20 @@ class SegmindBackend:
             checked_image, raw, request.image_format, request.image_quality
         )
         return GeneratedImage(data=content, content_type=content_type, seed=seed), credits
+
+    def _call_ended(self, credits: float | None) -> None:
+        """Fold one call's credits into the current busy stretch; when the last call in
+        flight ends, its lowest value (or nothing, if a call went unread) is the quiet value."""
+        self._in_flight -= 1
+        if credits is None:
+            self._stretch_blind = True
+        else:
+            low = self._stretch_low
+            self._stretch_low = credits if low is None else min(low, credits)
+        if self._in_flight == 0:
+            blind, low = self._stretch_blind, self._stretch_low
+            self._quiet_credits = None if blind or low is None else (low, time.time())
+            self._stretch_low, self._stretch_blind = None, False
 
     def _body(self, request: ImagineRequest, index: int) -> tuple[int, Body]:
         """The seed and JSON body of the index-th image of a request."""

@@ -27,6 +27,10 @@ class GeneratedImage:
 class GenerationResult:
     images: tuple[GeneratedImage, ...]
     remaining_credits: float | None = None  # Segmind's x-remaining-credits, when sent
+    # The drop of x-remaining-credits across this request's own calls, when no other call of
+    # this process overlapped them, and since when (unix time of the value it dropped from).
+    credits_spent: float | None = None
+    spent_since: float | None = None
 
 
 @dataclass(frozen=True)

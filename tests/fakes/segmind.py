@@ -23,8 +23,10 @@ The contract it follows (shared/seeds: Segmind's pages for chroma, flux-schnell,
 - Raw bytes carry one image. chroma's ``base64: true`` (or the ``answer_base64`` knob) answers
   JSON instead: ``{"image": b64}`` for one image, ``{"images": [b64, ...]}`` for several
   (seeds seed, seed+1, ...), or always ``{"images": [...]}`` when ``base64_key="images"``.
-- Each image costs ``cost_per_image`` credits; ``x-remaining-credits`` is sent on every 200. A
-  request that costs more than ``credits`` is a 406 (Segmind's "not enough credits").
+- Each image costs ``cost_per_image`` credits (``model_costs[model]`` when set), taken off
+  ``credits`` as each call is answered, so ``x-remaining-credits`` falls call by call; it is sent
+  on every 200 (``credits_header=False`` leaves it out). A request that costs more than
+  ``credits`` is a 406 (Segmind's "not enough credits").
 - ``GET /health`` (and ``/v1/health``) answers the ``health`` dict as JSON when it is set (to
   stand in for our worker, whose /health needs the key too), 404 otherwise.
 
@@ -47,7 +49,8 @@ Knobs, plain attributes a test can set at any time:
     retry_after      the Retry-After value of 429 answers ("1")
     status_override  answer this status to every request while set; fail_for(status, s) sets
                      it for s seconds (status_override_until, a time.monotonic() deadline)
-    credits          remaining credits (1000.0); cost_per_image (1.0)
+    credits          remaining credits (1000.0); cost_per_image (1.0); model_costs ({} : per
+                     model, instead of cost_per_image); credits_header (True)
     api_key          the key required in x-api-key (None: no check)
     strict           reject undocumented fields (True)
     variation        act as our worker: accept variation_seed/variation_strength (False)
@@ -269,10 +272,14 @@ class FakeSegmind:
         slow_chunk_s: float = 0.1,
         health: dict[str, Any] | None = None,
         record: bool = True,
+        model_costs: dict[str, float] | None = None,
+        credits_header: bool = True,
     ) -> None:
         self.api_key = api_key
         self.credits = credits
         self.cost_per_image = cost_per_image
+        self.model_costs: dict[str, float] = dict(model_costs or {})
+        self.credits_header = credits_header
         self.latency_s = latency_s
         self.faults: list[int | str | tuple[int, Any]] = list(faults)
         self.failure_rate = failure_rate
@@ -495,7 +502,7 @@ class FakeSegmind:
             use_base64 = bool(body.get("base64", False))
         if not use_base64:
             count = 1  # raw bytes carry one image
-        cost = count * self.cost_per_image
+        cost = count * self.model_costs.get(model, self.cost_per_image)
         if cost > self.credits:
             return _error(406, "Not enough credits", credits=self.credits)
         self.credits -= cost
@@ -514,7 +521,7 @@ class FakeSegmind:
             )
             for i in range(count)
         ]
-        headers = {"x-remaining-credits": f"{self.credits:g}"}
+        headers = {"x-remaining-credits": f"{self.credits:g}"} if self.credits_header else {}
         if not use_base64:
             return web.Response(
                 body=images[0], content_type=CONTENT_TYPES[image_format], headers=headers
