@@ -74,6 +74,12 @@ def build_request(
 
     Raises ImagineError (usually RequestError) with the user's sentence; never anything else.
     """
+    prompt, given = typed_options(text, options)
+    return _validate(prompt, given, catalog, random_seed)
+
+
+def typed_options(text: str, options: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The prompt without its flags, and what the user typed: options and flags, by field."""
     if not isinstance(text, str):
         raise RequestError("prompt", text, "text")
     parsed = parse_flags(text)
@@ -90,7 +96,7 @@ def build_request(
                 "give it once."
             )
         given[name] = value
-    return _validate(parsed.prompt, given, catalog, random_seed)
+    return parsed.prompt, given
 
 
 def _validate(
