@@ -19,7 +19,7 @@ from tests.fakes.segmind import FakeSegmind
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, MANIFEST_SCOPES, SIGNING_SECRET, FakeSlack
 
 DISCORD_TOKEN = "discord-doctor-token.3f9a"
-README = Path(__file__).resolve().parents[1] / "README.md"
+SLACK_DOC = Path(__file__).resolve().parents[1] / "docs" / "slack.md"
 Build = Callable[..., Settings]
 
 
@@ -156,7 +156,7 @@ async def test_a_revoked_slack_bot_token_fails_naming_SLACK_BOT_TOKEN(build: Bui
 
 
 async def test_missing_slack_scopes_are_named(build: Build, slack: FakeSlack):
-    slack.scopes = ["commands", "chat:write", "app_mentions:read"]
+    slack.scopes = ["commands", "chat:write", "app_mentions:read", "im:history"]
     status, out = await doctor(build())
     assert status == 1
     assert line_of(out, "slack scopes").startswith(
@@ -164,8 +164,8 @@ async def test_missing_slack_scopes_are_named(build: Build, slack: FakeSlack):
         "manifest asks for")
 
 
-def test_the_scopes_doctor_asks_for_are_the_bot_scopes_of_the_readme_manifest():
-    manifest = README.read_text(encoding="utf-8").split("oauth_config:", 1)[1]
+def test_the_scopes_doctor_asks_for_are_the_bot_scopes_of_the_documented_manifest():
+    manifest = SLACK_DOC.read_text(encoding="utf-8").split("oauth_config:", 1)[1]
     bot_block = manifest.split("    bot:\n", 1)[1]
     scopes = []
     for text in bot_block.splitlines():

@@ -22,10 +22,11 @@ Captured (kind, method, path, payload, files with their bytes, token, message, a
 messages (id -> the message as it stands now). Knobs: refuse (kinds answered 403),
 attachment_size_limit (sent in each interaction), revoked (the token was reset in the Developer
 Portal: every authenticated REST call answers 401 and IDENTIFY is closed with 4004). Besides
-the routes discord.py uses, it serves GET /applications/@me and GET of the registered commands
-(/applications/{id}/commands and /applications/{id}/guilds/{guild}/commands, from `commands`;
-a guild other than GUILD_ID answers 403 Missing Access). One guild (GUILD_ID) with CHANNEL_ID,
-NSFW_CHANNEL_ID, THREAD_ID and ROLE_ID; DMs use DM_CHANNEL_ID.
+the routes discord.py uses, it serves GET /applications/@me, GET /users/@me/guilds (GUILD_ID
+alone) and GET of the registered commands (/applications/{id}/commands and
+/applications/{id}/guilds/{guild}/commands, from `commands`, which a test may change as someone
+in the Developer Portal would; a guild other than GUILD_ID answers 403 Missing Access). One
+guild (GUILD_ID) with CHANNEL_ID, NSFW_CHANNEL_ID, THREAD_ID and ROLE_ID; DMs use DM_CHANNEL_ID.
 """
 
 from __future__ import annotations
@@ -338,6 +339,13 @@ class FakeDiscord:
         head = parts[0]
         if parts == ["users", "@me"]:
             return self._bot_user()
+        if parts == ["users", "@me", "channels"] and method == "POST":  # open a DM
+            cap.kind = "open_dm"
+            return self._channel(self.DM_CHANNEL_ID, dm=True, recipient=FakeUser(
+                int(cap.payload.get("recipient_id", self.OWNER_ID)), "user"))
+        if parts == ["users", "@me", "guilds"]:  # the servers the bot is in
+            return [{"id": str(self.GUILD_ID), "name": "Fake Guild", "icon": None,
+                     "owner": False, "permissions": str(MEMBER_PERMISSIONS), "features": []}]
         if parts in (["oauth2", "applications", "@me"], ["applications", "@me"]):
             return {"id": str(self.APP_ID), "name": "imagine", "description": "", "icon": None,
                     "bot_public": True, "bot_require_code_grant": False, "verify_key": "00",

@@ -14,6 +14,10 @@ What it serves (``POST /api/<method>``; arguments may come as a query string, a 
 - ``files.getUploadURLExternal`` -> ``POST /upload/<file id>`` (the bytes are kept in
   ``uploads``) -> ``files.completeUploadExternal``; ``files.delete``
 - ``views.open``; ``users.info`` (from ``users``; unknown ids answer ``user_not_found``)
+- ``conversations.history`` and ``conversations.info`` for DMs: ``im_with(user)`` is that
+  user's DM with the bot (its App Home Messages tab); any other ``D…`` channel is a DM between
+  other people, where every call answers ``channel_not_found``, as Slack does for a bot that is
+  not part of it (posting there included)
 - ``POST /respond/<id>``: the response_url of commands and clicks (recorded as "response_url")
 - any other method answers ``{"ok": false, "error": "unknown_method"}``.
 
@@ -27,7 +31,7 @@ channel listed in ``absent_from`` answers ``not_in_channel``, as for a bot nobod
 Tokens and scopes: a call made with a token in ``revoked_tokens`` answers ``token_revoked``
 (as after an uninstall or an app-level token being revoked). Calls made with the bot token carry
 the ``x-oauth-scopes`` header, as Slack's do: the scopes in ``scopes`` (by default the bot
-scopes of the app manifest in the README), comma-separated.
+scopes of the app manifest in docs/slack.md), comma-separated.
 
 Broken answers: ``html_error(method, status, content_type)`` makes every later call of
 ``method`` answer an HTML error page with that status and content type, as a proxy or Slack's
@@ -35,7 +39,9 @@ edge does; ``html_errors.pop(method)`` ends it.
 
 The websocket (``GET /socket``) greets with ``hello``; ``send_envelope`` pushes an envelope
 into it and ``ack(envelope_id)`` waits for the app's acknowledgement. ``slash_command``,
-``mention``, ``click`` and ``submit_view`` build the payloads Slack sends and return the ack.
+``mention``, ``direct_message`` (a ``message.im`` event), ``click`` and ``submit_view`` build the
+payloads Slack sends and return the ack; ``send_envelope(..., retry_attempt=1)`` re-sends one as
+Slack retries it.
 ``signed_post`` sends the same payloads as HTTP Mode requests, signed like Slack signs them.
 """
 
@@ -57,8 +63,9 @@ from slack_sdk.signature import SignatureVerifier
 BOT_TOKEN = "xoxb-fake-bot-token"
 APP_TOKEN = "xapp-fake-app-token"
 SIGNING_SECRET = "fake-signing-secret"
-# The bot scopes the app manifest in the README asks for.
-MANIFEST_SCOPES = ("commands", "chat:write", "files:write", "app_mentions:read", "users:read")
+# The bot scopes the app manifest in docs/slack.md asks for.
+MANIFEST_SCOPES = ("commands", "chat:write", "files:write", "app_mentions:read", "users:read",
+                   "im:history")
 ERROR_PAGE = "<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
 
 
@@ -125,6 +132,7 @@ class FakeSlack:
         self.uploads: dict[str, Upload] = {}
         self.acks: dict[str, dict[str, Any]] = {}
         self.absent_from: set[str] = set()  # channels the bot is not in: posting there fails
+        self.ims: dict[str, str] = {}  # user id -> the user's DM with the bot (im_with)
         self.revoked_tokens: set[str] = set()  # calls with these tokens answer token_revoked
         self.scopes: list[str] = list(MANIFEST_SCOPES)  # sent in x-oauth-scopes (bot token)
         self.html_errors: dict[str, tuple[int, str]] = {}  # method -> (status, content type)
@@ -189,6 +197,10 @@ class FakeSlack:
                                          "real_name": name.title()},
         }
 
+    def im_with(self, user: str) -> str:
+        """The channel id of `user`'s DM with the bot (its App Home Messages tab)."""
+        return self.ims.setdefault(user, f"D{user.removeprefix('U')}BOT")
+
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 0) -> None:
         """Answer the next `times` calls of `method` with 429 and Retry-After."""
         self._limits[method].extend([retry_after] * times)
@@ -230,15 +242,17 @@ class FakeSlack:
         await self.wait_until(lambda: self._ws is not None and not self._ws.closed, within)
 
     async def send_envelope(self, kind: str, payload: dict[str, Any], *,
-                            accepts_response_payload: bool = False) -> str:
-        """Push one Socket Mode envelope (slash_commands, events_api, interactive)."""
+                            accepts_response_payload: bool = False,
+                            retry_attempt: int = 0) -> str:
+        """Push one Socket Mode envelope (slash_commands, events_api, interactive); with
+        retry_attempt > 0 it is Slack's retry of an event it thinks went unacknowledged."""
         await self.wait_connected()
         envelope_id = f"env-{next(self._ids)}"
         assert self._ws is not None
         await self._ws.send_json({
             "envelope_id": envelope_id, "type": kind, "payload": payload,
             "accepts_response_payload": accepts_response_payload,
-            "retry_attempt": 0, "retry_reason": "",
+            "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else "",
         })
         return envelope_id
 
@@ -256,6 +270,12 @@ class FakeSlack:
     async def mention(self, text: str, **who: Any) -> dict[str, Any]:
         """Send an app_mention event over Socket Mode; returns the ack."""
         envelope = await self.send_envelope("events_api", self.mention_payload(text, **who))
+        return await self.ack(envelope)
+
+    async def direct_message(self, text: str, **who: Any) -> dict[str, Any]:
+        """Send a message.im event (a message to the bot in its DM) over Socket Mode."""
+        envelope = await self.send_envelope("events_api", self.direct_message_payload(
+            text, **who))
         return await self.ack(envelope)
 
     async def click(self, message: Message, action_id: str, **who: Any) -> dict[str, Any]:
@@ -278,7 +298,8 @@ class FakeSlack:
         """A slash command payload (what a form-encoded HTTP request carries)."""
         return {
             "token": "verification-token", "team_id": team or self.team_id,
-            "team_domain": "fake", "channel_id": channel, "channel_name": "general",
+            "team_domain": "fake", "channel_id": channel,
+            "channel_name": "directmessage" if channel.startswith("D") else "general",
             "user_id": user, "user_name": self._name(user), "command": command, "text": text,
             "api_app_id": "A0001", "is_enterprise_install": "false",
             "response_url": f"{self.root_url}/respond/{next(self._ids)}",
@@ -302,6 +323,16 @@ class FakeSlack:
             "authorizations": [{"team_id": team or self.team_id, "user_id": self.bot_user_id,
                                 "is_bot": True, "is_enterprise_install": False}],
         }
+
+    def direct_message_payload(self, text: str, *, user: str = "U0001",
+                               team: str | None = None,
+                               thread_ts: str | None = None) -> dict[str, Any]:
+        """An events_api message.im callback: `user` wrote `text` in their DM with the bot."""
+        payload = self.mention_payload(text, user=user, channel=self.im_with(user), team=team,
+                                       thread_ts=thread_ts)
+        payload["event"].update(type="message", channel_type="im",
+                                client_msg_id=f"msg-{next(self._ids)}")
+        return payload
 
     def click_payload(self, message: Message, action_id: str, *, user: str = "U0001",
                       team: str | None = None) -> dict[str, Any]:
@@ -329,12 +360,20 @@ class FakeSlack:
 
     def view_payload(self, view: dict[str, Any], values: dict[str, str], *, user: str = "U0001",
                      team: str | None = None) -> dict[str, Any]:
-        """A view_submission payload: the modal's inputs filled with {action_id: text}."""
+        """A view_submission payload: the modal's inputs filled with {action_id: text} (for a
+        static_select, the value of one of its options)."""
         state: dict[str, dict[str, Any]] = {}
         for block in view.get("blocks", []):
             element = block.get("element") or {}
             action_id = element.get("action_id")
             if block.get("type") != "input" or action_id is None:
+                continue
+            if element["type"] == "static_select":  # Slack sends the chosen option itself
+                options = {o["value"]: o for o in element.get("options", [])}
+                chosen = (options[values[action_id]] if action_id in values
+                          else element.get("initial_option"))
+                state[block["block_id"]] = {action_id: {"type": "static_select",
+                                                        "selected_option": chosen}}
                 continue
             value = values.get(action_id, element.get("initial_value"))
             state[block["block_id"]] = {action_id: {"type": element["type"], "value": value}}
@@ -420,6 +459,9 @@ class FakeSlack:
         channel = args.get("channel") or args.get("channel_id")
         if channel in self.absent_from and method in _POSTING:
             body = {"ok": False, "error": "not_in_channel"}
+        elif (isinstance(channel, str) and channel.startswith("D")
+              and channel not in self.ims.values()):
+            body = {"ok": False, "error": "channel_not_found"}  # a DM between other people
         elif handler is None:
             body = {"ok": False, "error": "unknown_method"}
         else:
@@ -503,6 +545,25 @@ class FakeSlack:
         if not args.get("trigger_id") or not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
         return {"ok": True, "view": {**view, "id": f"V{next(self._ids)}"}}
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel"))
+        limit = int(args.get("limit") or 100)
+        newest_first = sorted((m for m in self.messages.values()
+                               if m.channel == channel and not m.deleted),
+                              key=lambda m: m.ts, reverse=True)[:limit]
+        return {"ok": True, "has_more": False, "messages": [
+            {"type": "message", "user": self.bot_user_id, "text": m.text, "ts": m.ts}
+            for m in newest_first]}
+
+    def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel"))
+        user = next((u for u, c in self.ims.items() if c == channel), None)
+        if user is not None:
+            return {"ok": True, "channel": {"id": channel, "is_im": True, "user": user,
+                                            "is_open": True}}
+        return {"ok": True, "channel": {"id": channel, "is_channel": True,
+                                        "is_member": channel not in self.absent_from}}
 
     def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(args.get("user")))
