@@ -7,7 +7,9 @@ import httpx
 from bot.backends.segmind import SegmindBackend
 from bot.backends.worker import worker_backend
 from bot.config import Settings
+from bot.core.alerts import AlertWatch
 from bot.core.backend import ImageBackend
+from bot.core.budget import BudgetBook, BudgetRules
 from bot.core.dispatcher import Dispatcher, DispatchPolicy
 from bot.core.events import EventBus
 from bot.core.policy import ContentPolicy
@@ -15,9 +17,12 @@ from bot.core.quota import QuotaRules
 from bot.core.routing import Router
 from bot.core.service import ImagineService, ServiceSettings
 from bot.core.telemetry import Telemetry
+from bot.store.budget_repo import BudgetRepository
 from bot.store.db import Database
 from bot.store.jobs_repo import JobRepository
 from bot.store.quota_repo import QuotaRepository
+from bot.store.settings_repo import SettingsRepository
+from bot.store.stats_repo import StatsRepository
 
 DB_NAME = "imagine.db"
 
@@ -50,7 +55,8 @@ async def build_service(settings: Settings, telemetry: Telemetry | None = None) 
         limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)
     )
     backends = build_backends(settings, client)
-    router = Router(backends, {m: settings.routing.route(m) for m in catalog.names})
+    router = Router(backends, {m: settings.routing.route(m) for m in catalog.names},
+                    overflow_after_s=settings.routing.overflow_after_s)
     quota = QuotaRepository(db, QuotaRules(
         allowance=settings.quota.default_allowance, period=settings.quota.period,
         admins_unlimited=settings.quota.admins_unlimited,
@@ -58,6 +64,12 @@ async def build_service(settings: Settings, telemetry: Telemetry | None = None) 
     jobs = JobRepository(db, data_dir)
     bus = EventBus()
     d = settings.dispatch
+    money = BudgetRepository(db)
+    b = settings.budget
+    budget = BudgetBook(BudgetRules(period=b.period, limit=b.limit, warn_at=b.warn_at,
+                                    low_credits=b.low_credits, prices=dict(b.prices)),
+                        catalog, money)
+    alerts = AlertWatch(db, money, budget, backends=tuple(backends))
     dispatcher = Dispatcher(
         db=db, jobs=jobs, quota=quota, router=router, bus=bus, data_dir=data_dir,
         concurrency={"segmind": settings.segmind.concurrency,
@@ -68,7 +80,10 @@ async def build_service(settings: Settings, telemetry: Telemetry | None = None) 
             initial_eta_s=d.initial_eta_s, heartbeat_s=d.heartbeat_s,
         ),
         telemetry=telemetry,
+        budget=budget,
+        alerts=alerts,
     )
+    router.wait_estimate = dispatcher.expected_wait  # for [routing] overflow_after_s
     return ImagineService(
         db=db, catalog=catalog, quota=quota, jobs=jobs, router=router, dispatcher=dispatcher,
         bus=bus,
@@ -81,4 +96,8 @@ async def build_service(settings: Settings, telemetry: Telemetry | None = None) 
         ),
         data_dir=data_dir,
         on_stop=client.aclose,
+        defaults=SettingsRepository(db),
+        budget=budget,
+        alerts=alerts,
+        stats=StatsRepository(db),
     )

@@ -1,4 +1,5 @@
-"""The command line: imagine-bot run | imagine | worker | quota | doctor."""
+"""The command line: imagine-bot run | imagine | worker | fleet | quota | stats | settings |
+cancel | history | doctor."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.chat.settings_cli import add_settings_parser
 from bot.config import ConfigError, Settings
 from bot.core.errors import ImagineError
 
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.worker.main import run_worker  # needs the worker extra
 
         return run_worker(args)
+    if args.command == "fleet":
+        from bot.fleet.main import run_fleet  # needs the worker and fleet extras
+
+        return run_fleet(args)
     try:
         settings = Settings.load(args.config)
     except ConfigError as error:
@@ -79,6 +85,27 @@ def _parser() -> argparse.ArgumentParser:
     quota.add_argument("words", nargs="*", help="USER [CREDITS|unlimited|default] [day|week|month]")
     quota.set_defaults(handler=_quota)
 
+    stats = sub.add_parser("stats", help="jobs, images, credits, money and speed, with a chart")
+    stats.add_argument("--since", default="7d", help="24h, 7d, 30d (any Nh, Nd, Nw) or a date "
+                                                      "such as 2025-01-31 (default 7d)")
+    stats.add_argument("--chart", type=Path, help="write the chart here (PNG, 1200x800)")
+    stats.add_argument("--csv", type=Path, help="write the per-day numbers here (CSV)")
+    stats.set_defaults(handler=_stats)
+
+    add_settings_parser(sub)  # imagine-bot settings show|set|reset (bot/chat/settings_cli.py)
+
+    cancel = sub.add_parser("cancel", help="cancel a waiting job (it is refunded)")
+    cancel.add_argument("job_id", help="the job id (Info, /history and the log show it)")
+    cancel.set_defaults(handler=_cancel)
+
+    history = sub.add_parser("history", help="a user's last jobs")
+    history.add_argument("--user", default="local", help="the user id (default: local, the "
+                                                          "command line's own user)")
+    history.add_argument("--scope", help="workspace scope, e.g. discord:GUILD_ID or "
+                                         "slack:TEAM_ID (default: the user's command-line scope)")
+    history.add_argument("--limit", type=int, default=10, help="how many jobs (default 10)")
+    history.set_defaults(handler=_history)
+
     doctor = sub.add_parser("doctor", help="check config, database, backends and tokens")
     doctor.set_defaults(handler=_doctor)
 
@@ -89,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
         worker.add_argument("rest", nargs=argparse.REMAINDER)
     else:
         add_worker_arguments(worker)
+
+    fleet = sub.add_parser("fleet", help="serve the worker's models on many GPUs and machines "
+                                         "behind one URL (Ray Serve)")
+    try:
+        from bot.fleet.main import add_fleet_arguments
+    except ImportError:  # the worker extra is not installed
+        fleet.add_argument("rest", nargs=argparse.REMAINDER)
+    else:
+        add_fleet_arguments(fleet)
     return parser
 
 
@@ -228,6 +264,48 @@ async def _quota(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     finally:
         await service.stop()
+
+
+async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_service
+    from bot.core.jobs import Actor
+
+    service = await build_service(settings)
+    try:
+        job = await service.cancel(Actor("cli", "local", is_admin=True), args.job_id)
+        print(f"Job {job.id} cancelled; its owner got {job.cost} "
+              f"credit{'s' if job.cost != 1 else ''} back.")
+        return 0
+    except ImagineError as error:
+        print(error.sentence(), file=sys.stderr)
+        return 1
+    finally:
+        await service.stop()
+
+
+async def _history(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_service
+    from bot.chat.render import history_lines
+    from bot.core.jobs import Actor
+
+    if not 1 <= args.limit <= 1000:
+        print("--limit must be between 1 and 1000.", file=sys.stderr)
+        return 2
+    platform, _, workspace = (args.scope or "cli:user:").partition(":")
+    actor = Actor(platform, args.user,
+                  None if workspace.startswith("user:") or not workspace else workspace)
+    service = await build_service(settings)
+    try:
+        print("\n".join(history_lines(await service.history(actor, args.limit))))
+        return 0
+    finally:
+        await service.stop()
+
+
+async def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.chat.stats_cli import run_stats
+
+    return await run_stats(settings, args.since, args.chart, args.csv)
 
 
 async def _doctor(settings: Settings, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -28,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.core.budget import DEFAULT_PRICES
 from bot.core.catalog import ALL_MODELS, DEFAULT_MODEL, Catalog
 from bot.core.quota import Period
 
@@ -76,10 +78,46 @@ class WorkerSettings(Section):
         return value
 
 
+class FleetSettings(Section):
+    """[fleet]: `imagine-bot fleet`, the worker's models on a Ray Serve cluster."""
+
+    models: dict[str, str] = Field(default_factory=dict)  # model -> folder or hub id
+    replicas: int | None = Field(None, ge=1)  # a fixed count; wins over min/max
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int | None = Field(None, ge=1)  # None: min_replicas (no autoscaling)
+    gpus_per_replica: float = Field(1.0, ge=0)
+    cpus_per_replica: float = Field(1.0, ge=0)
+    max_batch_size: int = Field(4, ge=1, le=64)
+    batch_wait_s: float = Field(0.02, ge=0, le=5)
+    address: str = ""  # empty: start a local Ray; "auto" or "ray://head:10001": join that one
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: dict[str, str]) -> dict[str, str]:
+        return WorkerSettings._known_models(value)
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> FleetSettings:
+        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below min_replicas "
+                             f"({self.min_replicas})")
+        return self
+
+    def replica_bounds(self) -> tuple[int, int]:
+        """(min, max) replicas per model."""
+        if self.replicas is not None:
+            return self.replicas, self.replicas
+        return self.min_replicas, self.max_replicas or self.min_replicas
+
+
 class RoutingSettings(Section):
     chroma: Route = "auto"
     flux_schnell: Route = Field("auto", alias="flux-schnell")
     kolors: Route = "auto"
+    # auto only: a job whose estimated wait on the worker (fleet) is longer goes to Segmind.
+    overflow_after_s: float | None = Field(None, gt=0, allow_inf_nan=False)  # None: off
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -110,6 +148,26 @@ class QuotaSettings(Section):
             if not cost > 0 or cost == float("inf"):
                 raise ValueError(f"the cost of {name} must be a number above 0, not {cost}")
         return value
+
+
+class BudgetSettings(Section):
+    """[budget]: the team's Segmind spending per period, and [budget.prices]."""
+
+    period: Period = Period.MONTH
+    limit: float = Field(0.0, ge=0, allow_inf_nan=False)  # Segmind credits; 0 = no limit
+    warn_at: float = Field(0.8, gt=0, le=1)  # alert admins at this share of the limit
+    low_credits: float = Field(0.0, ge=0, allow_inf_nan=False)  # alert below; 0 = off
+    prices: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+    @field_validator("prices")
+    @classmethod
+    def _known_prices(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, price in value.items():
+            if name not in MODEL_NAMES:
+                raise ValueError(f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}")
+            if not 0 <= price < float("inf"):
+                raise ValueError(f"the price of {name} must be a number of 0 or more, not {price}")
+        return {**DEFAULT_PRICES, **value}  # a model left out keeps its default price
 
 
 class CatalogSettings(Section):
@@ -161,6 +219,7 @@ class DiscordSettings(Section):
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
     api_base_url: str = "https://discord.com/api/v10"
+    admin_channel_id: int | None = None  # where budget and health alerts are posted
     gateway_url: str = "wss://gateway.discord.gg/"
 
 
@@ -168,6 +227,7 @@ class SlackSettings(Section):
     admin_user_ids: list[str] = Field(default_factory=list)
     http_port: int = Field(3000, ge=1, le=65535)
     api_base_url: str = "https://slack.com/api/"
+    admin_channel: str = ""  # channel id for budget and health alerts (and /imagine-stats charts)
 
 
 def _unset_if_empty(value: object) -> object:
@@ -195,9 +255,11 @@ class Settings(BaseSettings):
 
     segmind: SegmindSettings = Field(default_factory=SegmindSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

@@ -13,17 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.core.alerts import AlertWatch
 from bot.core.backend import GenerationResult, ImageBackend
+from bot.core.budget import BudgetBook
 from bot.core.errors import (
     BackendError,
     BackendTransient,
     BackendUnavailable,
     ImagineError,
+    NotCancellable,
     RateLimited,
 )
 from bot.core.events import EventBus, Listener
 from bot.core.fair_queue import FairQueue
 from bot.core.jobs import (
+    CANCELLED,
     Job,
     JobDone,
     JobEvent,
@@ -104,8 +108,12 @@ class Dispatcher:
         policy: DispatchPolicy | None = None,
         rng: random.Random | None = None,
         telemetry: Telemetry | None = None,
+        budget: BudgetBook | None = None,
+        alerts: AlertWatch | None = None,
     ) -> None:
         self.db = db
+        self.budget = budget  # records each job's money (None: not recorded)
+        self.alerts = alerts  # checked after each job ends
         self.jobs = jobs
         self.quota = quota
         self.router = router
@@ -207,23 +215,42 @@ class Dispatcher:
         self.bus.emit(JobQueued(job, position, lane.eta(position)))
 
     async def cancel(self, job: Job) -> Job:
-        """Cancel a queued job and refund it; a running job cannot be cancelled."""
-        lane = self._lanes.get(job.backend)
-        if lane is None or not lane.queue.remove(job.id):
-            raise ImagineError("That job is already running or finished; it cannot be cancelled.")
-        self._jobs.pop(job.id, None)
+        """Cancel a queued job and refund it, whichever process queued it; a running job cannot
+        be cancelled (its backend call cannot be recalled)."""
+        def cancel(conn: Transaction) -> bool:
+            if not self.jobs.cancel_queued(conn, job.id):
+                return False
+            self.quota.refund(conn, job.id)
+            return True
 
-        def cancel(conn: Transaction) -> None:
-            if self.jobs.finish(conn, job.id, JobState.CANCELLED, error="cancelled",
-                                refunded=True):
-                self.quota.refund(conn, job.id)
-
-        await self.db.transaction(cancel)
+        if not await self.db.transaction(cancel):
+            raise NotCancellable()
+        self._forget(job.id)
         cancelled = await self.jobs.get(job.id) or job
+        self._announce_end(cancelled)
+        return cancelled
+
+    def _forget(self, job_id: str) -> None:
+        """Drop a job that ended elsewhere from this process's queue (its slot stays spare)."""
+        job = self._jobs.pop(job_id, None)
+        lane = self._lanes.get(job.backend) if job is not None else None
+        if lane is not None:
+            lane.queue.remove(job_id)
+            lane.last_positions.pop(job_id, None)
+
+    def _announce_end(self, cancelled: Job) -> None:
         self.telemetry.job_ended(cancelled)
         self.telemetry.credits("refunded", cancelled.cost)
-        self.bus.emit(JobFailed(cancelled, "Cancelled. Your credits were refunded.", True))
-        return cancelled
+        self.bus.emit(JobFailed(cancelled, cancelled.error or CANCELLED, True))
+
+    def waiting(self, job_id: str) -> tuple[int, float] | None:
+        """(place in its backend's queue, estimated seconds) of a job waiting in this process."""
+        job = self._jobs.get(job_id)
+        lane = self._lanes.get(job.backend) if job is not None else None
+        position = lane.queue.position(job_id) if lane is not None else None
+        if lane is None or position is None:
+            return None
+        return position, lane.eta(position)
 
     def queue_depth(self) -> dict[str, int]:
         """Waiting jobs per backend."""
@@ -232,6 +259,15 @@ class Dispatcher:
     def running(self) -> dict[str, int]:
         """Backend calls in flight per backend."""
         return {name: lane.running for name, lane in self._lanes.items()}
+
+    def expected_wait(self, backend: str) -> float:
+        """Seconds a job queued on `backend` now would wait before its call starts: the jobs
+        ahead of it in whole rounds of the backend's concurrency, at its measured seconds per
+        job (0 while a slot is free). [routing] overflow_after_s compares against this."""
+        lane = self._lanes.get(backend)
+        if lane is None:
+            return 0.0
+        return (len(lane.queue) + lane.running) // lane.concurrency * lane.mean_s
 
     # --- delivery after a restart -------------------------------------------------------------
 
@@ -343,6 +379,9 @@ class Dispatcher:
                                     backend_seconds=seconds):
                 return None  # already final (cancelled or failed meanwhile)
             self.quota.commit(conn, running.id)
+            if self.budget is not None:
+                self.budget.money(conn, running.id, running.request, lane.backend.name, result,
+                                  seconds)
             if result.remaining_credits is not None:
                 self.jobs.record_credits(conn, lane.backend.name, result.remaining_credits)
             return self.quota.status_in(conn, actor.scope, actor.user_id,
@@ -364,6 +403,8 @@ class Dispatcher:
         log.info("job %s done in %.2f s on %s (%d images)", done.id, seconds,
                  lane.backend.name, len(paths))
         self.bus.emit(JobDone(done, paths, status.balance))
+        if self.alerts is not None:
+            self.alerts.nudge()
 
     async def _generate(self, backend: ImageBackend, job: Job) -> GenerationResult:
         attempt = 0
@@ -405,6 +446,8 @@ class Dispatcher:
         if refunded:
             self.telemetry.credits("refunded", failed.cost)
         self.bus.emit(JobFailed(failed, error.sentence(), refunded))
+        if self.alerts is not None:
+            self.alerts.nudge()
 
     def _paths(self, job: Job, result: GenerationResult) -> tuple[Path, ...]:
         folder = self.data_dir / "images" / job.id
@@ -442,6 +485,11 @@ class Dispatcher:
                 for job in await self.jobs.claim_orphans():
                     log.warning("took over job %s from a process that is gone", job.id)
                     self.enqueue(job)
+                for job in await self.jobs.finished_among(list(self._jobs)):
+                    log.info("job %s was %s elsewhere; dropped from the queue", job.id,
+                             job.state.value)
+                    self._forget(job.id)
+                    self._announce_end(job)
             except Exception:
                 log.exception("heartbeat failed")
 

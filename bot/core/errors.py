@@ -2,12 +2,14 @@
 
     ImagineError                    base: .user_message, .refunded
     ├── RequestError                bad input (field, value, what is allowed)
+    ├── SettingError                an unknown setting or a bad /settings command
     ├── PolicyError                 refused by the content policy (costs nothing)
     ├── NoBackendConfigured         nothing can serve the model: says what to set
     ├── QuotaError
     │   ├── InsufficientCredits     not enough credits left this period
     │   ├── UserBlocked             an admin blocked this user
-    │   └── QueueFull               the user already has too many queued jobs
+    │   ├── QueueFull               the user already has too many queued jobs
+    │   └── BudgetExhausted         the team's money budget for the period is used up
     ├── NotAllowed                  not the owner / not an admin
     ├── ShuttingDown                the bot is stopping: try again shortly (costs nothing)
     ├── JobNotFound                 unknown or deleted job id
@@ -52,6 +54,10 @@ class RequestError(ImagineError):
         super().__init__(f"{field} {self.shown} is not allowed: {allowed}.")
 
 
+class SettingError(ImagineError):
+    """A /settings command that cannot be carried out (nothing is stored or charged)."""
+
+
 class PolicyError(ImagineError):
     default_message = "That prompt is not allowed here. Nothing was charged."
 
@@ -79,6 +85,10 @@ class QueueFull(QuotaError):
     pass
 
 
+class BudgetExhausted(QuotaError):
+    default_message = "The team's image budget is used up for now; ask an admin. Nothing was charged."
+
+
 class NotAllowed(ImagineError):
     default_message = "Only the owner of that image or an admin can do that."
 
@@ -86,6 +96,11 @@ class NotAllowed(ImagineError):
 class ShuttingDown(ImagineError):
     default_message = ("The bot is restarting; please try again in a minute. "
                        "Nothing was charged.")
+
+
+class NotCancellable(ImagineError):
+    default_message = ("That job is already running or finished, so it cannot be cancelled "
+                       "(a started generation cannot be recalled).")
 
 
 class JobNotFound(ImagineError):

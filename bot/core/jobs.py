@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from bot.core.defaults import NO_PROVENANCE, Provenance
 from bot.core.request import ImagineRequest
 
 
@@ -21,6 +22,9 @@ class JobState(StrEnum):
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
+CANCELLED = "Cancelled. Your credits were refunded."
+
+
 class JobAction(StrEnum):
     """What made the job: a new request, or a button on an earlier result."""
 
@@ -28,6 +32,7 @@ class JobAction(StrEnum):
     REROLL = "reroll"
     VARY = "vary"
     EDIT = "edit"
+    AGAIN = "again"  # the same request and seed, from /history
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class Job:
     delivered: bool = False
     deleted: bool = False
     backend_seconds: float | None = None
+    provenance: Provenance = NO_PROVENANCE  # where each value came from (/settings)
 
 
 @dataclass(frozen=True)

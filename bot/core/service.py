@@ -12,12 +12,23 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.core.alerts import AlertWatch
+from bot.core.budget import BudgetBook, BudgetStatus
 from bot.core.catalog import SEED_MAX, Catalog
+from bot.core.defaults import (
+    NO_PROVENANCE,
+    Provenance,
+    build_with_defaults,
+    rerolled,
+    workspace_word,
+)
 from bot.core.dispatcher import Dispatcher
 from bot.core.errors import (
+    BudgetExhausted,
     ImagineError,
     JobNotFound,
     NotAllowed,
@@ -29,10 +40,12 @@ from bot.core.events import EventBus, Listener
 from bot.core.flags import parse_flags
 from bot.core.jobs import Actor, Job, JobAction, JobState, ReplyTarget
 from bot.core.policy import ContentPolicy
-from bot.core.ports import JobStore, QuotaLedger, Store, Transaction
+from bot.core.ports import DefaultsStore, JobStore, QuotaLedger, Store, Transaction
 from bot.core.quota import QuotaStatus, request_cost
 from bot.core.request import ImagineRequest, build_request
 from bot.core.routing import Router
+from bot.core.stats import StatsReport, StatsStore, summarize
+from bot.core.user_settings import UserSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +55,23 @@ class ServiceSettings:
     max_queued_per_user: int = 5
     variation_strength: float = 0.3  # how far Vary moves from the image (worker only)
     retention_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """One of a user's unfinished jobs; place and ETA when it waits in this process's queue."""
+
+    job: Job
+    place: int | None = None
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """What /queue shows: the user's jobs, oldest first, and (queued, running) per backend."""
+
+    mine: tuple[QueuedJob, ...]
+    totals: Mapping[str, tuple[int, int]]
 
 
 class ImagineService:
@@ -62,7 +92,14 @@ class ImagineService:
         data_dir: Path,
         on_stop: Callable[[], Awaitable[None]] | None = None,
         health_interval_s: float = 30.0,
+        budget: BudgetBook | None = None,
+        alerts: AlertWatch | None = None,
+        stats: StatsStore | None = None,
+        defaults: DefaultsStore | None = None,
     ) -> None:
+        self.budget = budget  # money per job and the [budget] limit (None: neither)
+        self.alerts = alerts  # admin alerts; adapters add their admin channel to it
+        self._stats = stats
         self.db = db
         self.catalog = catalog
         self.quota = quota
@@ -73,6 +110,7 @@ class ImagineService:
         self.policy = policy
         self.settings = settings
         self.data_dir = data_dir
+        self.user_settings = UserSettings(defaults, catalog)  # /settings
         self._on_stop = on_stop
         self._health_interval_s = health_interval_s
         self._background: list[asyncio.Task[None]] = []
@@ -106,6 +144,8 @@ class ImagineService:
         left = max(deadline - time.monotonic(), 0.0)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.bus.drain(), timeout=left + deliver_s)
+        if self.alerts is not None:
+            await self.alerts.close()
         await self.router.aclose()
         if self._on_stop is not None:
             await self._on_stop()
@@ -161,8 +201,11 @@ class ImagineService:
         nsfw_allowed: bool = False,
     ) -> Job:
         """Validate, check policy and quota, store and queue one job. Raises ImagineError."""
-        request = build_request(text, options, self.catalog)
-        return await self._submit(actor, request, target, nsfw_allowed=nsfw_allowed)
+        built = build_with_defaults(text, options, self.catalog,
+                                    await self.user_settings.layers(actor),
+                                    word=workspace_word(actor.platform))
+        return await self._submit(actor, built.request, target, nsfw_allowed=nsfw_allowed,
+                                  provenance=built.provenance)
 
     async def reroll(self, actor: Actor, job_id: str, target: ReplyTarget, *,
                      nsfw_allowed: bool = False) -> Job:
@@ -172,7 +215,8 @@ class ImagineService:
             update={"seed": secrets.randbelow(SEED_MAX + 1), "variation_seed": None,
                     "variation_strength": None})
         return await self._submit(actor, request, target, parent=parent, action=JobAction.REROLL,
-                                  nsfw_allowed=nsfw_allowed)
+                                  nsfw_allowed=nsfw_allowed,
+                                  provenance=rerolled(parent.provenance))
 
     async def vary(self, actor: Actor, job_id: str, target: ReplyTarget, *, index: int = 0,
                    nsfw_allowed: bool = False) -> Job:
@@ -192,7 +236,8 @@ class ImagineService:
                       "variation_seed": None, "variation_strength": None}
         request = parent.request.model_copy(update=update)
         return await self._submit(actor, request, target, parent=parent, action=JobAction.VARY,
-                                  nsfw_allowed=nsfw_allowed)
+                                  nsfw_allowed=nsfw_allowed,
+                                  provenance=rerolled(parent.provenance, new_seed=False))
 
     async def edit(self, actor: Actor, job_id: str, prompt: str, negative_prompt: str | None,
                    target: ReplyTarget, *, nsfw_allowed: bool = False) -> Job:
@@ -218,12 +263,14 @@ class ImagineService:
         if negative_prompt:
             keep["negative_prompt"] = negative_prompt
         request = build_request(prompt, keep, self.catalog)
+        typed = frozenset(flagged | ({"negative_prompt"} if negative_prompt else set()))
+        provenance = rerolled(parent.provenance, new_seed=False, typed=typed, kept=frozenset(keep))
         return await self._submit(actor, request, target, parent=parent, action=JobAction.EDIT,
-                                  nsfw_allowed=nsfw_allowed)
+                                  nsfw_allowed=nsfw_allowed, provenance=provenance)
 
     async def _submit(self, actor: Actor, request: ImagineRequest, target: ReplyTarget, *,
                       parent: Job | None = None, action: JobAction = JobAction.IMAGINE,
-                      nsfw_allowed: bool) -> Job:
+                      nsfw_allowed: bool, provenance: Provenance = NO_PROVENANCE) -> Job:
         if self._stopping:
             raise ShuttingDown()
         self.policy.check(request.prompt, nsfw_allowed=nsfw_allowed)
@@ -234,7 +281,7 @@ class ImagineService:
             id=uuid.uuid4().hex[:12], actor=actor, request=request,
             cost=request_cost(request, self.catalog), state=JobState.QUEUED, target=target,
             created_at=time.time(), backend=backend.name,
-            parent_id=parent.id if parent else None, action=action,
+            parent_id=parent.id if parent else None, action=action, provenance=provenance,
         )
 
         def store(conn: Transaction) -> None:  # the charge and the job row land together
@@ -250,8 +297,22 @@ class ImagineService:
             self.quota.reserve(conn, scope=actor.scope, user_id=actor.user_id,
                                credits=job.cost, job_id=job.id, is_admin=actor.is_admin)
             self.jobs.insert(conn, job)
+            if self.budget is not None:  # the team's money binds admins too
+                self.budget.admit(conn, job.id, job.backend,
+                                  self.budget.estimate(request, job.backend))
 
-        await self.db.transaction(store)
+        try:
+            await self.db.transaction(store)
+        except BudgetExhausted:
+            if self.alerts is not None:
+                self.alerts.nudge(refused=True)
+            # [routing] auto: the worker takes what the budget refuses Segmind, if it can.
+            instead = self.router.instead_of_paid(request)
+            if instead is None or instead.name == job.backend:
+                raise
+            backend = instead
+            job = dataclasses.replace(job, backend=instead.name)
+            await self.db.transaction(store)
         log.info("job %s queued: %s by %s/%s on %s, %d credits", job.id, request.summary(),
                  actor.scope, actor.user_id, backend.name, job.cost)
         self.dispatcher.telemetry.job_submitted(job)
@@ -272,6 +333,29 @@ class ImagineService:
         job = await self.get_job(job_id)
         _require_owner_or_admin(actor, job)
         return await self.dispatcher.cancel(job)
+
+    async def queue(self, actor: Actor) -> QueueView:
+        """The actor's waiting and running jobs (with place and ETA), and totals per backend."""
+        mine = []
+        for job in reversed(await self.jobs.of_user(actor.scope, actor.user_id, unfinished=True,
+                                                   limit=self.settings.max_queued_per_user * 4)):
+            place = self.dispatcher.waiting(job.id) if job.state is JobState.QUEUED else None
+            mine.append(QueuedJob(job, *(place or (None, None))))
+        totals = {name: (counts.get(JobState.QUEUED, 0), counts.get(JobState.RUNNING, 0))
+                  for name, counts in (await self.jobs.unfinished_by_backend()).items()}
+        return QueueView(tuple(mine), totals)
+
+    async def history(self, actor: Actor, limit: int = 10) -> list[Job]:
+        """The actor's last `limit` jobs, newest first (deleted and expired ones included)."""
+        return await self.jobs.of_user(actor.scope, actor.user_id, limit=limit)
+
+    async def again(self, actor: Actor, job_id: str, target: ReplyTarget, *,
+                    nsfw_allowed: bool = False) -> Job:
+        """Run an earlier job's request again as it was: same prompt, options and seed."""
+        parent = await self.get_job(job_id)
+        return await self._submit(actor, parent.request, target, nsfw_allowed=nsfw_allowed,
+                                  parent=parent, action=JobAction.AGAIN,
+                                  provenance=parent.provenance)
 
     async def delete(self, actor: Actor, job_id: str) -> Job:
         """The owner or an admin deletes a result: its files go, its buttons stop working."""
@@ -295,6 +379,20 @@ class ImagineService:
     async def quota_status(self, actor: Actor) -> QuotaStatus:
         """The actor's balance, allowance, period and reset time."""
         return await self.quota.status(actor.scope, actor.user_id, is_admin=actor.is_admin)
+
+    # --- money and stats ---------------------------------------------------------------------
+
+    async def budget_status(self) -> BudgetStatus | None:
+        """The [budget] period's spend against its limit (None when money is not tracked)."""
+        return await self.budget.status() if self.budget is not None else None
+
+    async def stats(self, since: datetime, until: datetime | None = None) -> StatsReport:
+        """What happened between `since` and `until` (now), for /stats."""
+        until = until or datetime.now(UTC)
+        if self._stats is None:
+            raise ImagineError("Statistics are not available in this setup.")
+        facts = await self._stats.jobs_between(since.timestamp(), until.timestamp())
+        return summarize(facts, since, until, await self.budget_status())
 
     def describe_variation(self, job: Job) -> str:
         """How a Vary job varied its parent, for Info."""

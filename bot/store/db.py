@@ -103,6 +103,54 @@ MIGRATIONS: tuple[str, ...] = (
         heartbeat_at REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN money_estimate REAL;   -- Segmind credits expected (paid backends)
+    ALTER TABLE jobs ADD COLUMN money REAL;            -- Segmind credits it cost, once done
+    ALTER TABLE jobs ADD COLUMN money_measured INTEGER NOT NULL DEFAULT 0;  -- 1: from the header
+    ALTER TABLE jobs ADD COLUMN gpu_seconds REAL;      -- our worker's time, for jobs it ran
+    CREATE INDEX jobs_backend_created ON jobs (backend, created_at);
+    CREATE INDEX jobs_created ON jobs (created_at);
+    CREATE TABLE alert_incidents (           -- a condition that holds until it clears
+        name   TEXT PRIMARY KEY,              -- low-credits | failing:<backend>
+        number INTEGER NOT NULL DEFAULT 0,    -- incidents so far; the current one while active
+        active INTEGER NOT NULL DEFAULT 0,
+        since  REAL
+    );
+    CREATE TABLE alerts_sent (               -- each alert once per admin channel
+        key     TEXT NOT NULL,                -- budget-warn:<period> | low-credits#<n> | ...
+        sink    TEXT NOT NULL,                -- discord:<channel> | slack:<channel>
+        sent_at REAL NOT NULL,
+        text    TEXT NOT NULL,
+        PRIMARY KEY (key, sink)
+    );
+    """,
+    """
+    ALTER TABLE jobs ADD COLUMN provenance TEXT;  -- JSON (Provenance); NULL before /settings
+    CREATE TABLE user_defaults (             -- /settings: a user's own defaults in a scope
+        scope           TEXT NOT NULL,
+        user_id         TEXT NOT NULL,
+        model           TEXT,                -- NULL: not set (the next layer applies)
+        aspect_ratio    TEXT,
+        steps           INTEGER,
+        cfg             REAL,
+        negative_prompt TEXT,
+        image_format    TEXT,
+        visibility      TEXT,                -- channel | me (Discord)
+        updated_at      REAL NOT NULL,
+        PRIMARY KEY (scope, user_id)
+    );
+    CREATE TABLE workspace_defaults (        -- /settings for a whole server or workspace (admins)
+        scope           TEXT PRIMARY KEY,
+        model           TEXT,
+        aspect_ratio    TEXT,
+        steps           INTEGER,
+        cfg             REAL,
+        negative_prompt TEXT,
+        image_format    TEXT,
+        visibility      TEXT,
+        updated_at      REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -7,16 +7,19 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bot.core.jobs import Actor, Job, JobAction, JobState, ReplyTarget
+from bot.core.defaults import Provenance
+from bot.core.jobs import CANCELLED, Actor, Job, JobAction, JobState, ReplyTarget
 from bot.core.ports import Transaction
 from bot.core.request import ImagineRequest
 from bot.store.db import Database
 from bot.store.leases import ProcessLease
 
 _UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
+_FINISHED = (JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value)
 # Rows written before ReplyTarget.adapter_state kept the adapters' fields at its top level.
 _OLD_ADAPTER_FIELDS = ("interaction_token", "interaction_expires_at", "application_id")
 
@@ -39,12 +42,12 @@ class JobRepository:
         """Write a new job row inside the caller's transaction."""
         conn.execute(
             "INSERT INTO jobs (id, state, platform, scope, user_id, actor, request, target, cost, "
-            "backend, parent_id, action, created_at, owner) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "backend, parent_id, action, created_at, owner, provenance) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, job.state.value, job.actor.platform, job.actor.scope, job.actor.user_id,
              json.dumps(dataclasses.asdict(job.actor)), job.request.model_dump_json(),
              json.dumps(dataclasses.asdict(job.target)), job.cost, job.backend, job.parent_id,
-             job.action, job.created_at, self.owner),
+             job.action, job.created_at, self.owner, job.provenance.to_json()),
         )
 
     async def get(self, job_id: str) -> Job | None:
@@ -104,11 +107,42 @@ class JobRepository:
     async def undelivered(self, platform: str) -> list[Job]:
         """Finished jobs whose result never reached the chat (a crash between the two)."""
         rows = await self.db.read(
-            "SELECT * FROM jobs WHERE platform = ? AND delivered = 0 AND state IN (?, ?) "
+            "SELECT * FROM jobs WHERE platform = ? AND delivered = 0 AND state IN (?, ?, ?) "
             "ORDER BY created_at",
-            (platform, JobState.DONE.value, JobState.FAILED.value),
+            (platform, *_FINISHED),
         )
         return [self._job(row) for row in rows]
+
+    async def finished_among(self, job_ids: Iterable[str]) -> list[Job]:
+        """Those of these jobs that are final (finished by another process, e.g. cancelled
+        from the command line)."""
+        ids = list(job_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = await self.db.read(
+            f"SELECT * FROM jobs WHERE id IN ({marks}) AND state IN (?, ?, ?)", (*ids, *_FINISHED))
+        return [self._job(row) for row in rows]
+
+    async def of_user(self, scope: str, user_id: str, *, unfinished: bool = False,
+                      limit: int = 10) -> list[Job]:
+        """A user's jobs, newest first: all of them, or only those queued or running."""
+        states = _UNFINISHED if unfinished else (*_UNFINISHED, *_FINISHED)
+        marks = ",".join("?" * len(states))
+        rows = await self.db.read(
+            f"SELECT * FROM jobs WHERE scope = ? AND user_id = ? AND state IN ({marks}) "
+            "ORDER BY created_at DESC LIMIT ?", (scope, user_id, *states, limit))
+        return [self._job(row) for row in rows]
+
+    async def unfinished_by_backend(self) -> dict[str, dict[JobState, int]]:
+        """Queued and running jobs per backend, over every process sharing the database."""
+        rows = await self.db.read(
+            "SELECT backend, state, COUNT(*) FROM jobs WHERE state IN (?, ?) "
+            "GROUP BY backend, state", _UNFINISHED)
+        totals: dict[str, dict[JobState, int]] = {}
+        for backend, state, count in rows:
+            totals.setdefault(backend, {})[JobState(state)] = count
+        return totals
 
     def count_queued(self, conn: Transaction, scope: str, user_id: str) -> int:
         """How many jobs the user has waiting or running (inside the caller's transaction)."""
@@ -128,6 +162,14 @@ class JobRepository:
              self.owner),
         )
         return self._job(rows[0]) if rows else None
+
+    def cancel_queued(self, conn: Transaction, job_id: str) -> bool:
+        """queued -> cancelled, whichever process owns it; False once it runs or ended."""
+        cursor = conn.execute(
+            "UPDATE jobs SET state = ?, error = ?, refunded = 1, finished_at = ? "
+            "WHERE id = ? AND state = ?",
+            (JobState.CANCELLED.value, CANCELLED, time.time(), job_id, JobState.QUEUED.value))
+        return cursor.rowcount == 1
 
     def finish(
         self,
@@ -214,6 +256,7 @@ class JobRepository:
             delivered=bool(row["delivered"]),
             deleted=bool(row["deleted"]),
             backend_seconds=row["backend_seconds"],
+            provenance=Provenance.from_json(row["provenance"]),  # NULL in rows before /settings
         )
 
 

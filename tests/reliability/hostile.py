@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bot.chat.discord._replies import UNEXPECTED
-from bot.chat.slack._handlers import OOPS
+from bot.chat.guard import UNEXPECTED
 from tests.reliability.books import rows
 
 # Prompts a user may send that are allowed, but must be stored clean and shown without harm.
@@ -70,7 +69,7 @@ WRONG_TYPES = {  # flags -> the word the sentence must name
 FORBIDDEN = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
-GENERIC = (UNEXPECTED, OOPS, "Something went wrong")
+GENERIC = (UNEXPECTED, "Something went wrong")
 
 
 def assert_clear_sentence(text: str, names: str | None = None) -> None:

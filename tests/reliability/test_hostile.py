@@ -265,11 +265,17 @@ async def test_slack_a_ten_thousand_character_command_gets_a_sentence(slack_bot,
         "prompt of 10000 characters is not allowed: at most 2000 characters."]
 
 
+def _has_edit(message: Any) -> bool:
+    """A result message (progress messages carry blocks too, but no Edit)."""
+    return any(e.get("action_id") == "imagine_edit" for b in message.blocks
+               for e in b.get("elements", []))
+
+
 async def open_slack_editor(fake_slack: FakeSlack) -> dict[str, Any]:
     """Make one kolors result as the member, press its Edit, and return the modal shown."""
     await slack_ask(fake_slack, "a fox --model kolors")
-    await until(lambda: any(m.blocks for m in fake_slack.posted()), 10, "the first result")
-    message = next(m for m in fake_slack.posted() if m.blocks)
+    await until(lambda: any(_has_edit(m) for m in fake_slack.posted()), 10, "the first result")
+    message = next(m for m in fake_slack.posted() if _has_edit(m))
     await fake_slack.click(message, "imagine_edit", user=SLACK_MEMBER)
     [opened] = await fake_slack.wait_for("views.open")
     return opened["view"]

@@ -10,7 +10,10 @@ import sys
 import threading
 from typing import TextIO
 
-from bot.chat.render import fields_text, info_fields, progress_text, result_fields
+from bot.chat.actions import Action, Deleted, ShowInfo, Started, perform
+from bot.chat.guard import guarded
+from bot.chat.render import fields_text, history_lines, progress_text, queue_lines, result_fields
+from bot.chat.settings import console_settings
 from bot.core.admin import parse_admin, run_admin
 from bot.core.errors import ImagineError
 from bot.core.jobs import Actor, JobDone, JobEvent, JobFailed, ReplyTarget
@@ -22,8 +25,13 @@ HELP = """Commands:
   /imagine PROMPT [--ar 16:9 --seed 5 --no TEXT --steps N --cfg X --model NAME --n N ...]
   /quota                       your balance
   /quota-admin ACTION ...      show|set|grant|reset|block|unblock|top (you are the admin here)
-  reroll N | vary N [IMAGE] | edit N NEW PROMPT | info N | delete N | cancel N
-                               N is the number printed with each job
+  stats [24h|7d|30d]           jobs, images, money and speed; the chart is saved as a PNG
+  reroll N | vary N [IMAGE] | edit N NEW PROMPT | info N | delete N | cancel N | again N
+                               N is the number printed with each job (or a job id)
+  queue                        your waiting and running jobs, and the queue's length
+  history                      your last 10 jobs; again JOB_ID runs one again, same seed
+  settings [server] show | set --model M --ar W:H --steps N ... | reset [NAME ...]
+                               your defaults (a typed flag still wins)
   help | quit"""
 
 
@@ -75,16 +83,18 @@ class ConsoleChat:
     async def handle(self, line: str) -> bool:
         """Run one line; False means quit. Errors become one sentence, never a traceback."""
         line = line.strip()
-        if not line:
-            return True
-        try:
-            return await self._dispatch(line)
-        except ImagineError as error:
-            self._say(error.sentence())
-        except Exception:
-            log.exception("console command failed: %r", line[:200])
-            self._say("Something went wrong on our side; the details are in the log.")
-        return True
+        go_on = True
+
+        async def run() -> None:
+            nonlocal go_on
+            go_on = await self._dispatch(line)
+
+        if line:
+            await guarded(f"console command {line[:200]!r}", run, self._tell)
+        return go_on
+
+    async def _tell(self, sentence: str) -> None:
+        self._say(sentence)
 
     async def _dispatch(self, line: str) -> bool:
         head, _, rest = line.partition(" ")
@@ -97,6 +107,8 @@ class ConsoleChat:
             job = await self.service.imagine(self.actor, rest, None, self.target, nsfw_allowed=True)
             self._track(job.id)
             self._say(f"[{self._number(job.id)}] queued {job.request.summary()}, {job.cost} credits")
+        elif head in ("settings", "/settings"):
+            self._say(await console_settings(self.service, self.actor, rest))
         elif head == "/quota":
             self._say((await self.service.quota_status(self.actor)).sentence())
         elif head == "/quota-admin":
@@ -106,42 +118,41 @@ class ConsoleChat:
                 raise ImagineError("A quote is not closed; close it or leave the quotes out.") from None
             command = parse_admin(words)
             self._say(await run_admin(self.service.quota, self.actor.scope, command))
-        elif head in ("reroll", "vary", "edit", "info", "delete", "cancel"):
-            await self._button(head, rest)
+        elif head in ("stats", "/stats"):
+            from bot.chat.stats import console_stats
+
+            self._say(await console_stats(self.service, rest.strip() or None))
+        elif head in ("queue", "/queue"):
+            self._say("\n".join(queue_lines(await self.service.queue(self.actor))))
+        elif head in ("history", "/history"):
+            jobs = await self.service.history(self.actor)
+            self._say("\n".join(history_lines(jobs)))
+        elif head in set(Action):
+            await self._button(Action(head), rest)
         else:
             self._say(f"Unknown command {head[:30]!r}; type help.")
         return True
 
-    async def _button(self, action: str, rest: str) -> None:
+    async def _button(self, action: Action, rest: str) -> None:
         words = rest.split(maxsplit=1)
         if not words:
             raise ImagineError(f"{action} needs a job number, as in {action} 1.")
         job_id = self._job_id(words[0])
         extra = words[1] if len(words) > 1 else ""
-        if action == "reroll":
-            job = await self.service.reroll(self.actor, job_id, self.target, nsfw_allowed=True)
-        elif action == "vary":
-            index = int(extra) - 1 if extra.strip().isdigit() else 0
-            job = await self.service.vary(self.actor, job_id, self.target, index=index,
-                                          nsfw_allowed=True)
-        elif action == "edit":
-            job = await self.service.edit(self.actor, job_id, extra, None, self.target,
-                                          nsfw_allowed=True)
-        elif action == "info":
-            job = await self.service.get_job(job_id)
-            fields = info_fields(job, self.service.describe_variation(job))
-            self._say("\n".join(f"  {name}: {value}" for name, value in fields))
-            return
-        elif action == "delete":
-            await self.service.delete(self.actor, job_id)
+        index = int(extra) - 1 if action is Action.VARY and extra.strip().isdigit() else 0
+        outcome = await perform(self.service, self.actor, action, job_id, self.target,
+                                index=index, nsfw_allowed=True,
+                                text=extra if action is Action.EDIT else None)
+        if isinstance(outcome, Started):
+            job = outcome.job
+            self._track(job.id)
+            self._say(f"[{self._number(job.id)}] queued {job.action} {job.request.summary()}, "
+                      f"{job.cost} credits")
+        elif isinstance(outcome, ShowInfo):
+            self._say("\n".join(f"  {name}: {value}" for name, value in outcome.fields))
+        elif isinstance(outcome, Deleted):
             self._say("Deleted.")
-            return
-        else:
-            await self.service.cancel(self.actor, job_id)
-            return
-        self._track(job.id)
-        self._say(f"[{self._number(job.id)}] queued {job.action} {job.request.summary()}, "
-                  f"{job.cost} credits")
+        # Cancelled: the job's own event prints it.
 
     def _number(self, job_id: str) -> int:
         for number, known in self.numbers.items():

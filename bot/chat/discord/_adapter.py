@@ -12,10 +12,12 @@ import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
-from bot.chat.discord import _commands
+from bot.chat import admin_alerts
+from bot.chat.discord import _alerts, _commands, _stats
 from bot.chat.discord._convert import PLATFORM
 from bot.chat.discord._delivery import Delivery
 from bot.chat.discord._jobs import JobHandlers
+from bot.chat.discord._sync import record_path, sync_commands
 from bot.chat.discord._tree import CheckedTree
 from bot.chat.discord._ui import JobButton
 from bot.config import ConfigError, DiscordSettings, Settings
@@ -46,18 +48,14 @@ class ImagineClient(discord.Client):
         self.tree: app_commands.CommandTree[Any] = CheckedTree(self)
 
     async def setup_hook(self) -> None:
-        """Register the commands and buttons, then sync the commands with Discord."""
+        """Register the commands and buttons, then sync the commands where they changed."""
         _commands.register(self.tree, self.adapter)
+        _stats.register(self.tree, self.adapter)
         self.add_dynamic_items(JobButton)
-        guild_ids = self.adapter.settings.guild_ids
-        for guild_id in guild_ids:  # server commands appear at once
-            guild = discord.Object(guild_id)
-            self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        if not guild_ids:
-            await self.tree.sync()
-        log.info("discord commands synced to %s",
-                 ", ".join(map(str, guild_ids)) if guild_ids else "every server (global)")
+        # Server commands appear at once; global ones (guild_ids empty) also work in DMs.
+        report = await sync_commands(self.tree, self.adapter.settings.guild_ids,
+                                     record_path(self.adapter.service.data_dir))
+        log.info("discord commands: %s", report.sentence())
 
     async def on_ready(self) -> None:
         """The gateway session is up (also after a reconnect that started a new session)."""
@@ -123,6 +121,7 @@ class DiscordAdapter:
         log.info("discord connected as %s (application %s)", user, self.client.application_id)
         self.service.listen(PLATFORM, self.delivery)
         self._listening = True
+        self.admin_alerts = _alerts.attach(self.service, self.client, self.settings.admin_channel_id)
 
     async def problem(self) -> str | None:
         """None while the gateway is connected, else why not (for /healthz)."""
@@ -140,6 +139,7 @@ class DiscordAdapter:
         if self._listening:
             self.service.unlisten(PLATFORM, self.delivery)
             self._listening = False
+            admin_alerts.detach(self.service, self.admin_alerts)
         await self.delivery.close()
         await self.client.close()
         if self._runner is not None:

@@ -1,4 +1,5 @@
-"""The slash commands: /imagine, /quota and /quota-admin, with choices and autocomplete."""
+"""The slash commands: /imagine, /quota, /queue, /history and /quota-admin, with choices and
+autocomplete."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.chat.actions import history_rows
+from bot.chat.discord import _settings
 from bot.chat.discord._convert import actor_for, nsfw_allowed
-from bot.chat.discord._replies import UNEXPECTED, guarded, tell
+from bot.chat.discord._replies import guarded, tell
+from bot.chat.discord._ui import view_of
+from bot.chat.guard import UNEXPECTED
+from bot.chat.render import history_lines, queue_lines
 from bot.core.admin import ADMIN_ACTIONS, parse_admin, run_admin
 from bot.core.catalog import SEED_MAX, Catalog
 from bot.core.errors import NotAllowed
@@ -60,8 +66,9 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
                    "cfg": cfg, "samples": samples, "sampler": sampler, "scheduler": scheduler}
         given = {k: v for k, v in options.items() if v is not None}
         nsfw = nsfw_allowed(interaction)
+        private = await _settings.private_results(adapter, interaction)
         await jobs.start(interaction, "/imagine", lambda actor, target: adapter.service.imagine(
-            actor, prompt, given, target, nsfw_allowed=nsfw))
+            actor, prompt, given, target, nsfw_allowed=nsfw), private=private)
 
     @imagine.autocomplete("sampler")
     async def _samplers(interaction: discord.Interaction, current: str
@@ -86,6 +93,31 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
                 allowed_mentions=discord.AllowedMentions.none())
 
         await guarded(interaction, "/quota", run)
+
+    @app_commands.command(name="queue", description="Your waiting and running images.")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def queue(interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            view = await adapter.service.queue(actor_for(interaction, adapter.settings))
+            await interaction.response.send_message(
+                _plain("\n".join(queue_lines(view))), ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none())
+
+        await guarded(interaction, "/queue", run)
+
+    @app_commands.command(name="history", description="Your last 10 images, to run one again.")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def history(interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            jobs = await adapter.service.history(actor_for(interaction, adapter.settings))
+            await interaction.response.send_message(
+                _plain("\n".join(history_lines(jobs))), ephemeral=True,
+                view=view_of(history_rows(jobs)) or discord.utils.MISSING,
+                allowed_mentions=discord.AllowedMentions.none())
+
+        await guarded(interaction, "/history", run)
 
     @app_commands.command(name="quota-admin", description="Manage this server's credits.")
     @app_commands.describe(
@@ -115,6 +147,9 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
     tree.add_command(imagine)
     tree.add_command(quota)
     tree.add_command(quota_admin)
+    tree.add_command(queue)
+    tree.add_command(history)
+    _settings.register(tree, adapter)  # /settings
 
     @tree.error
     async def _on_error(interaction: discord.Interaction,
@@ -144,3 +179,9 @@ def _chosen_model(interaction: discord.Interaction, catalog: Catalog) -> Any:
 def _matching(names: tuple[str, ...], current: str) -> list[app_commands.Choice[str]]:
     typed = current.strip().lower()
     return [app_commands.Choice(name=n, value=n) for n in names if typed in n][:25]
+
+
+def _plain(text: str) -> str:
+    """Users' prompts as plain text (no markdown, no masked links), within Discord's limit."""
+    text = discord.utils.escape_markdown(text, ignore_links=False)
+    return text if len(text) <= 2000 else text[:1999] + "…"

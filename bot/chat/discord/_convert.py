@@ -51,13 +51,15 @@ class InteractionState:
     expires_at: float | None = None  # unix seconds, by the local clock
     application_id: str | None = None
     filesize_limit: int = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+    private: bool = False  # /settings visibility "only to me": ephemeral result, else a DM
 
     def to_text(self) -> str:
         """The JSON text stored in ReplyTarget.adapter_state."""
         return json.dumps({"interaction_token": self.token,
                            "interaction_expires_at": self.expires_at,
                            "application_id": self.application_id,
-                           "filesize_limit": self.filesize_limit})
+                           "filesize_limit": self.filesize_limit,
+                           "private": self.private})
 
     @classmethod
     def of(cls, target: ReplyTarget) -> InteractionState:
@@ -69,7 +71,8 @@ class InteractionState:
                    expires_at=stored.get("interaction_expires_at"),
                    application_id=stored.get("application_id"),
                    filesize_limit=int(stored.get("filesize_limit")
-                                      or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES))
+                                      or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES),
+                   private=bool(stored.get("private")))
 
     def token_valid(self, now: float | None = None) -> bool:
         """Whether the interaction token can still be used (with a safety margin)."""
@@ -79,7 +82,7 @@ class InteractionState:
 
 
 def target_for(interaction: discord.Interaction, message_id: int | None = None,
-               reply_to: int | None = None) -> ReplyTarget:
+               reply_to: int | None = None, *, private: bool = False) -> ReplyTarget:
     """Where this interaction's job reports: its channel (or thread) and its token."""
     channel = interaction.channel
     channel_id = str(interaction.channel_id or "")
@@ -92,6 +95,7 @@ def target_for(interaction: discord.Interaction, message_id: int | None = None,
         expires_at=time.time() + TOKEN_LIFETIME_S,  # local clock: no skew
         application_id=str(interaction.application_id),
         filesize_limit=interaction.filesize_limit,
+        private=private,
     )
     return ReplyTarget(
         platform=PLATFORM,

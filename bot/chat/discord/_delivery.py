@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import time
 from typing import Any
 
 import discord
 
+from bot.chat.actions import progress_rows, result_rows
 from bot.chat.discord._convert import InteractionState, only_user, token_valid
 from bot.chat.discord._files import attachments
-from bot.chat.discord._ui import result_embed, result_view
+from bot.chat.discord._ui import result_embed, view_of
+from bot.chat.progress import PacedProgress
 from bot.chat.render import progress_text
 from bot.core.jobs import (
     Job,
@@ -28,7 +28,8 @@ from bot.core.service import ImagineService
 
 log = logging.getLogger("bot.chat.discord")
 
-_ACTION_WORDS = {"imagine": "", "reroll": "rerolled", "vary": "varied", "edit": "edited"}
+_ACTION_WORDS = {"imagine": "", "reroll": "rerolled", "vary": "varied", "edit": "edited",
+                 "again": "again"}
 _NO_PINGS = discord.AllowedMentions.none()
 
 
@@ -45,11 +46,8 @@ class Delivery:
                  interval_s: float = 2.0) -> None:
         self.client = client
         self.service = service
-        self.interval_s = interval_s
+        self.progress = PacedProgress(self._edit_progress, interval_s=interval_s)
         self._live: dict[str, discord.Interaction] = {}
-        self._last_edit: dict[str, float] = {}
-        self._latest: dict[str, tuple[Job, str]] = {}
-        self._pending: dict[str, asyncio.Task[None]] = {}
 
     def track(self, job: Job, interaction: discord.Interaction) -> None:
         """Remember the interaction that started `job` (for its token, while it is valid)."""
@@ -58,10 +56,9 @@ class Delivery:
     async def __call__(self, event: JobEvent) -> None:
         """Handle one job event from the service."""
         if isinstance(event, JobQueued | JobRunning):
-            await self._progress(event.job, progress_text(event))
+            await self.progress.update(event.job, progress_text(event))
         elif isinstance(event, JobHandedBack):  # the bot is stopping: say so now, not paced
-            self._stop_pending(event.job.id)
-            await self._edit_progress(event.job, progress_text(event))
+            await self.progress.now(event.job, progress_text(event))
         elif isinstance(event, JobDone):
             await self._done(event)
         elif isinstance(event, JobFailed):
@@ -69,78 +66,54 @@ class Delivery:
 
     async def close(self) -> None:
         """Cancel delayed progress edits."""
-        for task in list(self._pending.values()):
-            task.cancel()
-        self._pending.clear()
+        await self.progress.close()
 
     # --- progress ---------------------------------------------------------------------------
 
-    async def _progress(self, job: Job, text: str) -> None:
-        wait = self._last_edit.get(job.id, float("-inf")) + self.interval_s - time.monotonic()
-        if wait <= 0:
-            self._stop_pending(job.id)
-            await self._edit_progress(job, text)
-            return
-        self._latest[job.id] = (job, text)
-        if job.id not in self._pending:
-            self._pending[job.id] = asyncio.create_task(self._edit_later(job.id, wait))
-
-    async def _edit_later(self, job_id: str, wait: float) -> None:
-        await asyncio.sleep(wait)
-        self._pending.pop(job_id, None)
-        latest = self._latest.pop(job_id, None)
-        if latest is not None:
-            await self._edit_progress(*latest)
-
-    def _stop_pending(self, job_id: str) -> None:
-        self._latest.pop(job_id, None)
-        task = self._pending.pop(job_id, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    async def _edit_progress(self, job: Job, text: str,
-                             interaction: discord.Interaction | None = None) -> None:
-        self._last_edit[job.id] = time.monotonic()
-        interaction = interaction or self._live.get(job.id)
+    async def _edit_progress(self, job: Job, text: str) -> None:
+        """Edit the progress message: the interaction's response while its token lasts, else
+        the channel message through the bot token."""
+        interaction = self._live.get(job.id)
+        view = view_of(progress_rows(job))  # Cancel while it waits; None removes it after
         try:
             if interaction is not None and token_valid(job.target):
-                await interaction.edit_original_response(content=text,
+                await interaction.edit_original_response(content=text, view=view,
                                                          allowed_mentions=_NO_PINGS)
             elif job.target.message_id:
                 message = self._channel(job.target).get_partial_message(
                     int(job.target.message_id))
-                await message.edit(content=text, allowed_mentions=_NO_PINGS)
+                await message.edit(content=text, view=view, allowed_mentions=_NO_PINGS)
         except discord.HTTPException as error:
             log.warning("progress edit for job %s failed (HTTP %s)", job.id, error.status)
-
-    def _forget(self, job_id: str) -> discord.Interaction | None:
-        self._stop_pending(job_id)
-        self._last_edit.pop(job_id, None)
-        return self._live.pop(job_id, None)
 
     # --- results ----------------------------------------------------------------------------
 
     async def _done(self, event: JobDone) -> None:
         job = event.job
-        interaction = self._forget(job.id)
+        interaction = self._live.get(job.id)
         message: discord.Message | None = None
         followed_up = False
         if interaction is not None and token_valid(job.target):
             try:
-                message = await interaction.followup.send(wait=True, **self._result(event))
+                message = await interaction.followup.send(
+                    wait=True, ephemeral=InteractionState.of(job.target).private,
+                    **self._result(event))
                 followed_up = True
             except discord.HTTPException as error:
                 log.warning("follow-up for job %s failed (HTTP %s); sending to the channel",
                             job.id, error.status)
         if message is None:
-            message = await self._send(job.target, **self._result(event))
+            message = await self._send(job.target, owner=job.actor.user_id,
+                                       **self._result(event))
             if message is None:
                 return
         # Marked at once: a crash from here on must not post the images a second time.
         await self.service.mark_delivered(job.id)
         if followed_up or job.target.message_id:  # after a restart it said "Generating…"
-            await self._edit_progress(job, progress_text(event), interaction)
-        self._last_edit.pop(job.id, None)
+            await self.progress.final(job, progress_text(event))
+        else:
+            self.progress.forget(job.id)
+        self._live.pop(job.id, None)
         await self.service.update_target(  # later rerolls reply to the result itself
             job.id, dataclasses.replace(job.target, message_id=str(message.id)))
 
@@ -153,15 +126,16 @@ class Delivery:
         if notes:
             content += "\n" + "\n".join(notes)
         return {"content": content, "embed": result_embed(job, event.balance), "files": files,
-                "view": result_view(job), "allowed_mentions": only_user(job.actor.user_id)}
+                "view": view_of(result_rows(job)), "allowed_mentions": only_user(job.actor.user_id)}
 
     async def _failed(self, event: JobFailed) -> None:
         job = event.job
-        interaction = self._forget(job.id)
+        interaction = self._live.pop(job.id, None)
         if interaction is not None and token_valid(job.target):
             try:
                 await interaction.followup.send(event.message, ephemeral=True,
                                                 allowed_mentions=_NO_PINGS)
+                self.progress.forget(job.id)  # its message goes now
                 await interaction.delete_original_response()
             except discord.HTTPException as error:
                 log.warning("failure notice for job %s failed (HTTP %s)", job.id, error.status)
@@ -169,20 +143,26 @@ class Delivery:
                 await self.service.mark_delivered(job.id)
                 return
         sent = await self._send(job.target, content=f"<@{job.actor.user_id}> {event.message}",
-                                allowed_mentions=only_user(job.actor.user_id))
+                                allowed_mentions=only_user(job.actor.user_id),
+                                owner=job.actor.user_id)
         if sent is None:
             return
         if job.target.message_id:  # the progress line would otherwise say "queued" forever
-            await self._edit_progress(job, "This request failed; see the reply.")
-            self._last_edit.pop(job.id, None)
+            await self.progress.final(job, "This request failed; see the reply.")
+        else:
+            self.progress.forget(job.id)
         await self.service.mark_delivered(job.id)
 
-    async def _send(self, target: ReplyTarget, **kwargs: Any) -> discord.Message | None:
-        """Send through the bot token, replying to the original message when there is one.
+    async def _send(self, target: ReplyTarget, *, owner: str | None = None,
+                    **kwargs: Any) -> discord.Message | None:
+        """Send through the bot token, replying to the original message when there is one;
+        a private result ("only to me") goes to the owner's DMs instead of the channel.
 
         None when Discord refuses: the job stays undelivered and is offered again after the
         next restart.
         """
+        if owner and InteractionState.of(target).private:
+            return await self._send_dm(owner, **kwargs)
         channel = self._channel(target)
         reply_to = target.reply_to_message_id or target.message_id
         if reply_to:
@@ -193,6 +173,16 @@ class Delivery:
         except discord.HTTPException as error:
             log.warning("could not post to channel %s (HTTP %s); the result stays undelivered "
                         "until the next start", channel.id, error.status)
+            return None
+
+    async def _send_dm(self, owner: str, **kwargs: Any) -> discord.Message | None:
+        """A private result past its interaction token: a direct message to its owner."""
+        try:
+            dm = await self.client.create_dm(discord.Object(int(owner)))
+            return await dm.send(**kwargs)
+        except discord.HTTPException as error:
+            log.warning("could not send user %s their private result (HTTP %s); it stays "
+                        "undelivered until the next start", owner, error.status)
             return None
 
     def _channel(self, target: ReplyTarget) -> discord.PartialMessageable:

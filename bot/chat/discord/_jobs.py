@@ -9,6 +9,17 @@ from typing import Any
 
 import discord
 
+from bot.chat.actions import (
+    Action,
+    Button,
+    Cancelled,
+    Deleted,
+    OpenEditor,
+    Outcome,
+    ShowInfo,
+    Started,
+    perform,
+)
 from bot.chat.discord._convert import actor_for, nsfw_allowed, target_for
 from bot.chat.discord._delivery import Delivery
 from bot.chat.discord._replies import guarded
@@ -18,6 +29,8 @@ from bot.core.jobs import Actor, Job, ReplyTarget
 from bot.core.service import ImagineService
 
 log = logging.getLogger("bot.chat.discord")
+
+_STARTS_A_JOB = (Action.REROLL, Action.VARY, Action.AGAIN)  # they defer and show progress
 
 Submit = Callable[[Actor, ReplyTarget], Awaitable[Job]]
 
@@ -32,13 +45,17 @@ class JobHandlers:
         self.delivery = delivery
 
     async def start(self, interaction: discord.Interaction, what: str, submit: Submit,
-                    reply_to: int | None = None) -> None:
-        """Defer (public 'thinking'), submit the job, and track its progress message."""
+                    reply_to: int | None = None, *, private: bool = False) -> None:
+        """Defer ('thinking', public unless `private` or pressed on a private result), submit
+        the job, and track its progress message."""
+        # A button on a result only its owner sees keeps what it makes private too.
+        private = private or bool(interaction.message and interaction.message.flags.ephemeral)
+
         async def run() -> None:
-            response = await interaction.response.defer(thinking=True)
+            response = await interaction.response.defer(thinking=True, ephemeral=private)
             message_id = response.message_id if response is not None else None
             actor = actor_for(interaction, self.settings)
-            target = target_for(interaction, message_id, reply_to)
+            target = target_for(interaction, message_id, reply_to, private=private)
             job = await submit(actor, target)
             self.delivery.track(job, interaction)
             if message_id is None:
@@ -56,40 +73,44 @@ class JobHandlers:
         except Exception:  # the job runs anyway; only edits after a restart are lost
             log.exception("could not store the progress message of job %s", job.id)
 
-    async def on_button(self, interaction: discord.Interaction, action: str, job_id: str,
-                        index: int | None) -> None:
-        """A press on a result button (also for messages sent before a restart)."""
-        nsfw = nsfw_allowed(interaction)
+    async def on_button(self, interaction: discord.Interaction, button: Button) -> None:
+        """A press on a job's button (also on messages sent before a restart)."""
         reply_to = interaction.message.id if interaction.message is not None else None
-        service = self.service
-        if action == "reroll":
-            await self.start(interaction, "reroll", lambda a, t: service.reroll(
-                a, job_id, t, nsfw_allowed=nsfw), reply_to)
-        elif action == "vary":
-            await self.start(interaction, "vary", lambda a, t: service.vary(
-                a, job_id, t, index=index or 0, nsfw_allowed=nsfw), reply_to)
-        elif action == "edit":
-            await guarded(interaction, "edit", lambda: self._open_editor(interaction, job_id))
-        elif action == "info":
-            await guarded(interaction, "info", lambda: self._info(interaction, job_id))
-        elif action == "delete":
-            await guarded(interaction, "delete", lambda: self._delete(interaction, job_id))
+        nsfw = nsfw_allowed(interaction)
 
-    async def _open_editor(self, interaction: discord.Interaction, job_id: str) -> None:
-        job = await self.service.get_job(job_id)
-        await interaction.response.send_modal(edit_modal(job))
+        async def act(actor: Actor, target: ReplyTarget) -> Outcome:
+            return await perform(self.service, actor, button.action, button.job_id, target,
+                                 index=button.index or 0, nsfw_allowed=nsfw)
 
-    async def _info(self, interaction: discord.Interaction, job_id: str) -> None:
-        job = await self.service.get_job(job_id)
-        embed = info_embed(job, self.service.describe_variation(job))
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        if button.action in _STARTS_A_JOB:
+            async def submit(actor: Actor, target: ReplyTarget) -> Job:
+                outcome = await act(actor, target)
+                assert isinstance(outcome, Started)  # these actions always start a job
+                return outcome.job
 
-    async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
-        actor = actor_for(interaction, self.settings)
-        await self.service.delete(actor, job_id)
-        await interaction.response.edit_message(
-            content=f"Deleted by <@{actor.user_id}>.", embeds=[], attachments=[], view=None,
-            allowed_mentions=discord.AllowedMentions.none())
+            await self.start(interaction, button.action, submit, reply_to)
+            return
+
+        async def run() -> None:
+            actor = actor_for(interaction, self.settings)
+            outcome = await act(actor, target_for(interaction, reply_to=reply_to))
+            await self._show(interaction, actor, outcome)
+
+        await guarded(interaction, button.action, run)
+
+    async def _show(self, interaction: discord.Interaction, actor: Actor,
+                    outcome: Outcome) -> None:
+        if isinstance(outcome, OpenEditor):
+            await interaction.response.send_modal(edit_modal(outcome.job))
+        elif isinstance(outcome, ShowInfo):
+            await interaction.response.send_message(embed=info_embed(outcome.fields),
+                                                    ephemeral=True)
+        elif isinstance(outcome, Deleted):
+            await interaction.response.edit_message(
+                content=f"Deleted by <@{actor.user_id}>.", embeds=[], attachments=[], view=None,
+                allowed_mentions=discord.AllowedMentions.none())
+        elif isinstance(outcome, Cancelled):  # the job's own message says so (its events)
+            await interaction.response.defer()
 
     async def on_modal_submit(self, interaction: discord.Interaction) -> None:
         """The Edit modal's submit, matched by custom id (so it survives a restart too)."""

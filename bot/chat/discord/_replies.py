@@ -7,11 +7,9 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
-from bot.core.errors import ImagineError
+from bot.chat.guard import guarded as chat_guarded
 
 log = logging.getLogger("bot.chat.discord")
-
-UNEXPECTED = "Something went wrong on our side and nothing was charged; please try again."
 
 
 async def tell(interaction: discord.Interaction, sentence: str) -> None:
@@ -33,11 +31,5 @@ async def tell(interaction: discord.Interaction, sentence: str) -> None:
 
 async def guarded(interaction: discord.Interaction, what: str,
                   action: Callable[[], Awaitable[None]]) -> None:
-    """Run a handler: ImagineError -> its sentence; anything else -> the log and a plain line."""
-    try:
-        await action()
-    except ImagineError as error:
-        await tell(interaction, error.sentence())
-    except Exception:
-        log.exception("discord %s failed", what)
-        await tell(interaction, UNEXPECTED)
+    """Run a handler under the shared guard, telling its sentence ephemerally."""
+    await chat_guarded(f"discord {what}", action, lambda sentence: tell(interaction, sentence))

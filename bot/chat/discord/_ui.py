@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.chat.render import info_fields, result_fields
+from bot.chat.actions import Action, Button, Rows, Style
+from bot.chat.render import result_fields
 from bot.core.catalog import MAX_PROMPT_CHARS
 from bot.core.jobs import Job
 
@@ -15,13 +16,12 @@ if TYPE_CHECKING:
     from bot.chat.discord._adapter import ImagineClient
 
 BUTTON_TEMPLATE = (
-    r"imagine:(?P<action>reroll|vary|edit|info|delete):(?P<job_id>[0-9a-zA-Z]{1,32})"
+    r"imagine:(?P<action>" + "|".join(Action) + r"):(?P<job_id>[0-9a-zA-Z]{1,32})"
     r"(?::(?P<index>[0-9]{1,2}))?"
 )
 MODAL_PREFIX = "imagine:edit-modal:"
 MODAL_PATTERN = re.compile(r"imagine:edit-modal:(?P<job_id>[0-9a-zA-Z]{1,32})")
-_LABELS = {"reroll": ("Reroll", "🎲"), "vary": ("Vary", "🔀"), "edit": ("Edit", "✏️"),
-           "info": ("Info", "ℹ️"), "delete": ("Delete", "🗑️")}
+_STYLES = {Style.PLAIN: discord.ButtonStyle.secondary, Style.DANGER: discord.ButtonStyle.danger}
 _COLOUR = discord.Colour.blurple()
 
 
@@ -31,48 +31,38 @@ def button_id(action: str, job_id: str, index: int | None = None) -> str:
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_TEMPLATE):
-    """A result button; its custom id names the action and the job, nothing else."""
+    """A job's button; its custom id names the action and the job, nothing else."""
 
-    def __init__(self, action: str, job_id: str, index: int | None = None, *,
-                 label: str | None = None, row: int | None = None) -> None:
-        text, emoji = _LABELS[action]
-        style = (discord.ButtonStyle.danger if action == "delete"
-                 else discord.ButtonStyle.secondary)
+    def __init__(self, spec: Button, *, row: int | None = None) -> None:
+        look = spec.look
         button: discord.ui.Button[Any] = discord.ui.Button(
-            label=label or text, emoji=None if label else emoji, style=style,
-            custom_id=button_id(action, job_id, index))
+            label=spec.text, emoji=None if spec.label else look.emoji, style=_STYLES[look.style],
+            custom_id=button_id(spec.action, spec.job_id, spec.index))
         super().__init__(button, row=row)
-        self.action = action
-        self.job_id = job_id
-        self.index = index
+        self.spec = spec
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction,  # type: ignore[override]
                              item: discord.ui.Button[Any], match: re.Match[str]) -> JobButton:
         """Rebuild the button from its custom id (works for messages sent before a restart)."""
         index = match["index"]
-        return cls(match["action"], match["job_id"], int(index) if index else None)
+        return cls(Button(Action(match["action"]), match["job_id"],
+                          int(index) if index else None))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Hand the press to the adapter's handlers."""
         client: ImagineClient = interaction.client  # type: ignore[assignment]
-        await client.adapter.jobs.on_button(interaction, self.action, self.job_id, self.index)
+        await client.adapter.jobs.on_button(interaction, self.spec)
 
 
-def result_view(job: Job) -> discord.ui.View:
-    """Reroll, Vary (or V1..Vn), Edit, Info, Delete; never times out."""
+def view_of(rows: Rows) -> discord.ui.View | None:
+    """A view that never times out holding these rows of buttons (None for no buttons)."""
+    if not rows:
+        return None
     view = discord.ui.View(timeout=None)
-    samples = job.request.samples
-    view.add_item(JobButton("reroll", job.id, row=0))
-    if samples == 1:
-        view.add_item(JobButton("vary", job.id, 0, row=0))
-    view.add_item(JobButton("edit", job.id, row=0))
-    view.add_item(JobButton("info", job.id, row=0))
-    view.add_item(JobButton("delete", job.id, row=0))
-    if samples > 1:
-        for index in range(min(samples, 10)):
-            view.add_item(JobButton("vary", job.id, index, label=f"V{index + 1}",
-                                    row=1 + index // 5))
+    for number, row in enumerate(rows):
+        for spec in row:
+            view.add_item(JobButton(spec, row=number))
     return view
 
 
@@ -117,10 +107,10 @@ def result_embed(job: Job, balance: int | None) -> discord.Embed:
     return embed
 
 
-def info_embed(job: Job, variation: str) -> discord.Embed:
+def info_embed(fields: list[tuple[str, str]]) -> discord.Embed:
     """Every parameter, the backend, timings and cost (for the Info button)."""
     embed = discord.Embed(title="Image details", colour=_COLOUR)
-    for name, value in info_fields(job, variation):
+    for name, value in fields:
         long = name in ("Prompt", "Negative prompt", "Variation", "From")
         embed.add_field(name=name, value=_clip(value, 1024), inline=not long)
     return embed

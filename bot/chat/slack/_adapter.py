@@ -16,9 +16,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chat import admin_alerts
+from bot.chat.slack import _alerts
 from bot.chat.slack._delivery import Delivery
+from bot.chat.slack._direct import DirectMessages
 from bot.chat.slack._handlers import Handlers
 from bot.chat.slack._people import People
+from bot.chat.slack._stats import StatsCommand
 from bot.config import ConfigError, Settings
 from bot.core.service import ImagineService
 from bot.ops.health import HealthBoard
@@ -80,8 +84,14 @@ class SlackAdapter:
         )
         self._delivery = Delivery(self.client, self.service, interval_s=self.update_interval_s)
         people = People(self.client, self.settings.slack.admin_user_ids)
-        Handlers(self.service, self.client, people, self._delivery).register(self.app)
+        handlers = Handlers(self.service, self.client, people, self._delivery)
+        DirectMessages(handlers, self.client).register(self.app)  # first: bolt runs the first match
+        handlers.register(self.app)
+        StatsCommand(self.service, self.client, people, self.settings.slack.admin_channel
+                     ).register(self.app)
         self.service.listen("slack", self._delivery.on_event)
+        self.admin_alerts = _alerts.attach(self.service, self.client,
+                                           self.settings.slack.admin_channel)
         if self.mode == "socket":
             self._socket = AsyncSocketModeHandler(
                 self.app, app_token=self._app_token, web_client=self.client,
@@ -123,6 +133,7 @@ class SlackAdapter:
 
     async def close(self) -> None:
         """Disconnect and stop; unfinished jobs are delivered by the next start()."""
+        admin_alerts.detach(self.service, getattr(self, "admin_alerts", None))
         if self._delivery is not None:
             await self._delivery.close()
         if self._socket is not None:

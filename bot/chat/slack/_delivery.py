@@ -6,18 +6,18 @@ import asyncio
 import dataclasses
 import json
 import logging
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chat.progress import PacedProgress
 from bot.chat.render import progress_text
 from bot.chat.slack._format import (
     clip,
     escape,
+    progress_blocks,
     progress_message,
     result_blocks,
     result_summary,
@@ -37,7 +37,6 @@ from bot.core.service import ImagineService
 
 log = logging.getLogger(__name__)
 
-_REMEMBER_FINISHED = 2048
 # Slack errors that no retry or restart can fix: the result is given up, not replayed forever.
 UNREACHABLE = frozenset({"not_in_channel", "channel_not_found", "is_archived",
                          "restricted_action", "team_access_not_granted", "account_inactive"})
@@ -72,21 +71,6 @@ class PostedResult:
         return cls(file_ids=tuple(filter(None, files)), ts=stored.get("result_ts"))
 
 
-@dataclass
-class _Progress:
-    """One job's progress message and its pacing."""
-
-    channel: str
-    thread: str | None
-    ts: str | None = None
-    last_sent: float = float("-inf")
-    pending: str | None = None
-    flush: asyncio.Task[None] | None = None
-    finished: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    seen: asyncio.Event = field(default_factory=asyncio.Event)  # an event reached us
-
-
 class Delivery:
     """The service's listener for Slack jobs; edits are paced to one per `interval_s` per job."""
 
@@ -94,45 +78,45 @@ class Delivery:
                  interval_s: float = 2.0) -> None:
         self.client = client
         self.service = service
-        self.interval_s = interval_s
         self.closed = False
-        self._jobs: dict[str, _Progress] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self.progress = PacedProgress(self._show, interval_s=interval_s)
+        self._posted: dict[str, str] = {}  # job id -> ts of its progress message
+        self._seen: dict[str, asyncio.Event] = {}  # an event for the job reached us
 
     async def on_event(self, event: JobEvent) -> None:
         """Show one job event in Slack (the listener given to service.listen)."""
         if self.closed:
             return
+        job = event.job
+        self._heard(job.id).set()
         try:
             if isinstance(event, JobQueued | JobRunning):
-                await self._progress(event.job, progress_message(event.job, progress_text(event)))
+                await self.progress.update(job, progress_text(event))
             elif isinstance(event, JobHandedBack):
-                await self._say_now(event.job, progress_message(event.job, progress_text(event)))
+                await self.progress.now(job, progress_text(event))
             elif isinstance(event, JobDone):
                 await self._done(event)
             elif isinstance(event, JobFailed):
-                await self._finish(event.job, progress_message(event.job, event.message))
-                await self.service.mark_delivered(event.job.id)
+                await self._last_word(job, event.message)
+                await self.service.mark_delivered(job.id)
         except SlackApiError as error:
             if not unreachable(error):
                 raise  # logged by the bus; an undelivered result is retried after a restart
-            log.warning("job %s: cannot post in %s (%s)", event.job.id,
-                        event.job.target.channel_id, error.response.get("error"))
+            log.warning("job %s: cannot post in %s (%s)", job.id, job.target.channel_id,
+                        error.response.get("error"))
             if isinstance(event, JobDone | JobFailed):
-                await self.service.mark_delivered(event.job.id)  # give up: no restart helps
+                await self.service.mark_delivered(job.id)  # give up: no restart helps
 
     async def started(self, job: Job, *, wait_s: float = 1.0) -> None:
-        """Make sure a just-queued job has a progress message, should no event have posted one."""
-        if job.id in self._finished or self.closed:
+        """Make sure a just-queued job has a progress message, should no event have posted one;
+        a channel the bot cannot post in raises here, for the handler to refund."""
+        if self.closed:
             return
-        state = self._state(job)
         try:  # the dispatcher announces the queue position at once; give it the first word
-            await asyncio.wait_for(state.seen.wait(), wait_s)
+            await asyncio.wait_for(self._heard(job.id).wait(), wait_s)
         except TimeoutError:
             pass
-        async with state.lock:
-            if state.ts is None and not state.finished:
-                await self._post(state, job, progress_message(job, "Queued."))
+        await self.progress.first(job, "Queued.")
 
     async def remove(self, job: Job, by_user: str, result_ts: str | None) -> None:
         """After a delete: drop the uploaded files and the buttons, and say who deleted it."""
@@ -150,97 +134,41 @@ class Delivery:
     async def close(self) -> None:
         """Stop showing events; pending paced edits are dropped."""
         self.closed = True
-        for state in self._jobs.values():
-            if state.flush is not None:
-                state.flush.cancel()
+        await self.progress.close()
 
     # --- progress -------------------------------------------------------------------------
 
-    def _state(self, job: Job) -> _Progress:
-        state = self._jobs.get(job.id)
-        if state is None:
-            state = _Progress(job.target.channel_id, job.target.thread_id, job.target.message_id)
-            self._jobs[job.id] = state
-        return state
+    def _heard(self, job_id: str) -> asyncio.Event:
+        return self._seen.setdefault(job_id, asyncio.Event())
 
-    async def _progress(self, job: Job, text: str) -> None:
-        if job.id in self._finished:
+    async def _show(self, job: Job, status: str) -> None:
+        """Post the job's progress message, or update it (with Cancel while it waits)."""
+        text = progress_message(job, status)
+        blocks = progress_blocks(job, text)
+        ts = self._posted.get(job.id) or job.target.message_id
+        if ts is None:
+            response = await self.client.chat_postMessage(
+                channel=job.target.channel_id, thread_ts=job.target.thread_id, text=text,
+                blocks=blocks, unfurl_links=False, unfurl_media=False)
+            self._posted[job.id] = str(response["ts"])
+            await self.service.update_target(job.id, dataclasses.replace(
+                job.target, message_id=self._posted[job.id]))
             return
-        state = self._state(job)
-        state.seen.set()
-        async with state.lock:
-            if state.finished:
-                return
-            if state.ts is None:
-                await self._post(state, job, text)
-                return
-            wait = state.last_sent + self.interval_s - time.monotonic()
-            if wait <= 0 and state.flush is None:
-                await self._edit(state, text)
-                return
-            state.pending = text  # coalesce: only the latest text is shown when the time comes
-            if state.flush is None:
-                state.flush = asyncio.create_task(self._flush_later(state, max(wait, 0.0)))
+        await self._quietly(self.client.chat_update(channel=job.target.channel_id, ts=ts,
+                                                    text=text, blocks=blocks))
 
-    async def _say_now(self, job: Job, text: str) -> None:
-        """Edit the progress message at once, unpaced (the bot is stopping)."""
-        state = self._state(job)
-        async with state.lock:
-            state.pending = None
-            if state.flush is not None:
-                state.flush.cancel()
-                state.flush = None
-            if state.ts is not None and not state.finished:
-                await self._edit(state, text)
-
-    async def _flush_later(self, state: _Progress, wait: float) -> None:
-        await asyncio.sleep(wait)
-        async with state.lock:
-            state.flush = None
-            text, state.pending = state.pending, None
-            if text is not None and not state.finished and not self.closed:
-                await self._edit(state, text)
-
-    async def _finish(self, job: Job, text: str) -> _Progress:
-        """The last edit of the progress message (posted if there was none), still paced."""
-        state = self._state(job)
-        state.seen.set()
-        async with state.lock:
-            state.finished = True
-            state.pending = None
-            if state.flush is not None:
-                state.flush.cancel()
-                state.flush = None
-            if state.ts is None:
-                await self._post(state, job, text)
-            else:
-                wait = state.last_sent + self.interval_s - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                await self._edit(state, text)
-        self._jobs.pop(job.id, None)
-        self._finished[job.id] = None
-        while len(self._finished) > _REMEMBER_FINISHED:
-            self._finished.popitem(last=False)
-        return state
-
-    async def _post(self, state: _Progress, job: Job, text: str) -> None:
-        response = await self.client.chat_postMessage(
-            channel=state.channel, thread_ts=state.thread, text=text,
-            unfurl_links=False, unfurl_media=False)
-        state.ts, state.last_sent = str(response["ts"]), time.monotonic()
-        await self.service.update_target(job.id, dataclasses.replace(job.target, message_id=state.ts))
-
-    async def _edit(self, state: _Progress, text: str) -> None:
-        assert state.ts is not None, "edit before the progress message was posted"
-        state.last_sent = time.monotonic()
-        await self._quietly(self.client.chat_update(channel=state.channel, ts=state.ts, text=text))
+    async def _last_word(self, job: Job, status: str) -> str | None:
+        """The progress message's last text (posted if there was none); returns its ts."""
+        await self.progress.final(job, status)
+        self._seen.pop(job.id, None)
+        return self._posted.pop(job.id, None) or job.target.message_id
 
     # --- results --------------------------------------------------------------------------
 
     async def _done(self, event: JobDone) -> None:
         job = event.job
-        state = await self._finish(job, progress_message(job, progress_text(event)))
+        progress_ts = await self._last_word(job, progress_text(event))
+        channel, thread = job.target.channel_id, job.target.thread_id
         files = await asyncio.to_thread(_read, event.images)
         file_ids: list[str] = []
         if files:
@@ -248,18 +176,18 @@ class Delivery:
                 file_uploads=[{"file": data, "filename": f"imagine-{job.id}-{i + 1}{suffix}",
                                "title": f"{clip(job.request.prompt, 80)} ({i + 1}/{len(files)})"}
                               for i, (suffix, data) in enumerate(files)],
-                channel=state.channel, thread_ts=state.thread,
+                channel=channel, thread_ts=thread,
                 initial_comment=result_summary(job, event.balance))
             file_ids = [str(f["id"]) for f in response.get("files") or []]
         else:
             log.warning("job %s: its images are gone; posting the buttons alone", job.id)
         message = await self.client.chat_postMessage(
-            channel=state.channel, thread_ts=state.thread,
+            channel=channel, thread_ts=thread,
             text=f"Image ready for {user_ref(job.actor.user_id)}: “{escape(clip(job.request.prompt, 200))}”",
             blocks=result_blocks(job, event.balance), unfurl_links=False, unfurl_media=False)
         posted = PostedResult(file_ids=tuple(file_ids), ts=str(message["ts"]))
         await self.service.update_target(job.id, dataclasses.replace(
-            job.target, message_id=state.ts, adapter_state=posted.to_text()))
+            job.target, message_id=progress_ts, adapter_state=posted.to_text()))
         await self.service.mark_delivered(job.id)
 
     async def _quietly(self, call: object) -> None:

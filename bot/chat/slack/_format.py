@@ -6,11 +6,20 @@ import json
 import re
 from typing import Any
 
-from bot.chat.render import fields_text, info_fields, result_fields
+from bot.chat.actions import (
+    Action,
+    Button,
+    Rows,
+    Style,
+    history_rows,
+    progress_rows,
+    result_rows,
+)
+from bot.chat.render import fields_text, result_fields
 from bot.core.jobs import Job
 
 ACTION_PREFIX = "imagine_"
-ACTION_PATTERN = re.compile(r"^imagine_(reroll|vary(?:_\d+)?|edit|info|delete)$")
+ACTION_PATTERN = re.compile(r"^imagine_(" + "|".join(Action) + r")(?:_[0-9a-zA-Z]+)?$")
 EDIT_CALLBACK = "imagine_edit"
 PLAIN_TEXT_LIMIT = 3000  # Slack's limit for a section's or an input's text
 
@@ -79,42 +88,64 @@ def result_summary(job: Job, balance: int | None) -> str:
             f"{escape(fields_text(result_fields(job, balance)))}")
 
 
-def info_text(job: Job, variation: str) -> str:
+def info_text(fields: list[tuple[str, str]]) -> str:
     """Every parameter of a job, one per line, for the Info button."""
-    return "\n".join(f"*{name}:* {escape(value)}" for name, value in info_fields(job, variation))
+    return "\n".join(f"*{name}:* {escape(value)}" for name, value in fields)
+
+
+def progress_blocks(job: Job, text: str) -> list[dict[str, Any]]:
+    """The progress message: its text, and Cancel while the job waits."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return blocks + _actions(f"imagine-progress:{job.id}", progress_rows(job))
 
 
 def result_blocks(job: Job, balance: int | None) -> list[dict[str, Any]]:
     """The message under a result: its prompt and summary, and the buttons."""
-    samples = len(job.images) or job.request.samples
-    main = [
-        _button("Reroll", "reroll", job.id),
-        _button("Vary", "vary", f"{job.id}:0") if samples == 1 else None,
-        _button("Edit", "edit", job.id),
-        _button("Info", "info", job.id),
-        {**_button("Delete", "delete", job.id), "style": "danger", "confirm": {
-            "title": _plain("Delete this image?"),
-            "text": _plain("Its files and buttons go away for everyone."),
-            "confirm": _plain("Delete"), "deny": _plain("Keep")}},
-    ]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": _plain(clip(job.request.prompt))},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(
             f"{user_ref(job.actor.user_id)} · {escape(fields_text(result_fields(job, balance)))}")}]},
-        {"type": "actions", "block_id": f"imagine:{job.id}",
-         "elements": [b for b in main if b is not None]},
     ]
-    if samples > 1:
-        blocks.append({"type": "actions", "block_id": f"imagine-vary:{job.id}", "elements": [
-            _button(f"V{i + 1}", f"vary_{i + 1}", f"{job.id}:{i}") for i in range(samples)]})
-    return blocks
+    return blocks + _actions(f"imagine:{job.id}", result_rows(job))
 
 
-def parse_action(action_id: str, value: str) -> tuple[str, str, int]:
-    """A button's (kind, job id, image index) from its action id and value."""
-    kind = action_id.removeprefix(ACTION_PREFIX).split("_")[0]
+def history_blocks(jobs: list[Job], text: str) -> list[dict[str, Any]]:
+    """/imagine-history: the list, then Run again and Reroll for each job still there."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn",
+                                                                  "text": clip(text)}}]
+    return blocks + _actions("imagine-history", history_rows(jobs))
+
+
+def _actions(block_id: str, rows: Rows) -> list[dict[str, Any]]:
+    """One actions block per row of buttons."""
+    return [{"type": "actions", "block_id": f"{block_id}:{number}",
+             "elements": [_button(button) for button in row]}
+            for number, row in enumerate(rows)]
+
+
+def _button(button: Button) -> dict[str, Any]:
+    # A button with a label of its own (V1..Vn, Again 3) gets an action id of its own: Slack
+    # wants them unique within a block.
+    action = str(button.action)
+    if button.label:
+        action += f"_{button.index + 1}" if button.index is not None else f"_{button.job_id}"
+    value = button.job_id if button.index is None else f"{button.job_id}:{button.index}"
+    element: dict[str, Any] = {"type": "button", "text": _plain(button.text),
+                               "action_id": ACTION_PREFIX + action, "value": value}
+    if button.look.style is Style.DANGER:
+        element["style"] = "danger"
+    if button.look.confirm is not None:
+        question, consequence = button.look.confirm
+        element["confirm"] = {"title": _plain(question), "text": _plain(consequence),
+                              "confirm": _plain(button.text), "deny": _plain("Keep")}
+    return element
+
+
+def parse_action(action_id: str, value: str) -> tuple[Action, str, int]:
+    """A button's (action, job id, image index) from its action id and value."""
+    action = Action(action_id.removeprefix(ACTION_PREFIX).split("_")[0])
     job_id, _, index = value.partition(":")
-    return kind, job_id, int(index) if index.isdigit() else 0
+    return action, job_id, int(index) if index.isdigit() else 0
 
 
 def edit_modal(job: Job, channel: str, thread: str | None, *,
@@ -150,11 +181,6 @@ def edit_values(view: dict[str, Any]) -> tuple[dict[str, Any], str, str | None]:
     prompt = (values.get("prompt", {}).get("prompt", {}) or {}).get("value") or ""
     negative = (values.get("negative", {}).get("negative", {}) or {}).get("value") or None
     return meta, prompt, negative
-
-
-def _button(label: str, action: str, value: str) -> dict[str, Any]:
-    return {"type": "button", "text": _plain(label), "action_id": ACTION_PREFIX + action,
-            "value": value}
 
 
 def _plain(text: str) -> dict[str, Any]:

@@ -13,6 +13,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.chat.actions import Action, Deleted, OpenEditor, ShowInfo, Started, perform
+from bot.chat.guard import UNEXPECTED, guarded
+from bot.chat.render import history_lines, queue_lines
 from bot.chat.slack._delivery import Delivery, unreachable
 from bot.chat.slack._format import (
     ACTION_PATTERN,
@@ -20,6 +23,7 @@ from bot.chat.slack._format import (
     edit_modal,
     edit_values,
     escape,
+    history_blocks,
     info_text,
     is_user_id,
     mentions_to_ids,
@@ -34,7 +38,6 @@ from bot.core.service import ImagineService
 
 log = logging.getLogger(__name__)
 
-OOPS = "Something went wrong on our side; please try again in a moment."
 NOT_HERE = "I cannot post in this channel: invite me with /invite @imagine and try again."
 ADMINS_ONLY = ("Only Slack workspace admins can change quotas; "
                "/imagine-quota alone shows your balance.")
@@ -72,9 +75,14 @@ class Handlers:
         """Attach every listener to `app`."""
         app.command("/imagine")(self.imagine_command)
         app.command("/imagine-quota")(self.quota_command)
+        app.command("/imagine-queue")(self.queue_command)
+        app.command("/imagine-history")(self.history_command)
         app.event("app_mention")(self.mention)
         app.action(ACTION_PATTERN)(self.button)
         app.view(EDIT_CALLBACK)(self.edit_submitted)
+        from bot.chat.slack import _settings  # it imports Where from here
+
+        _settings.register(app, self)  # /imagine-settings and its modal
 
     # --- requests -------------------------------------------------------------------------
 
@@ -142,6 +150,31 @@ class Handlers:
         await self.whisper(where, await run_admin(self.service.quota, actor.scope, command,
                                                   mention="<@{user}>"))
 
+    async def queue_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        """/imagine-queue: your waiting and running jobs, and the totals per backend."""
+        await ack()
+        where = _from_command(command)
+
+        async def show() -> None:
+            actor = await self.people.actor(where.user, where.team, where.name)
+            view = await self.service.queue(actor)
+            await self.whisper(where, escape("\n".join(queue_lines(view))))
+
+        await self._guard(where, show)
+
+    async def history_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        """/imagine-history: your last 10 jobs, with Run again and Reroll for each."""
+        await ack()
+        where = _from_command(command)
+
+        async def show() -> None:
+            actor = await self.people.actor(where.user, where.team, where.name)
+            jobs = await self.service.history(actor)
+            text = escape("\n".join(history_lines(jobs)))
+            await self.whisper(where, text, history_blocks(jobs, text))
+
+        await self._guard(where, show)
+
     # --- buttons and the modal ------------------------------------------------------------
 
     async def button(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -160,26 +193,22 @@ class Handlers:
                                            str(action.get("value", "")))
         await self._guard(where, lambda: self._button(where, kind, job_id, index, body))
 
-    async def _button(self, where: Where, kind: str, job_id: str, index: int,
+    async def _button(self, where: Where, action: Action, job_id: str, index: int,
                       body: dict[str, Any]) -> None:
         actor = await self.people.actor(where.user, where.team, where.name)
-        if kind == "reroll":
-            await self.delivery.started(await self.service.reroll(actor, job_id, where.target()))
-        elif kind == "vary":
-            await self.delivery.started(
-                await self.service.vary(actor, job_id, where.target(), index=index))
-        elif kind == "edit":
-            job = await self.service.get_job(job_id)
-            spec = self.service.catalog.get(job.request.model)
-            view = edit_modal(job, where.channel, where.thread,
-                              negative_allowed=bool(spec and spec.negative_prompt))
+        outcome = await perform(self.service, actor, action, job_id, where.target(), index=index)
+        if isinstance(outcome, Started):
+            await self.delivery.started(outcome.job)
+        elif isinstance(outcome, OpenEditor):
+            view = edit_modal(outcome.job, where.channel, where.thread,
+                              negative_allowed=outcome.negative_allowed)
             await self.client.views_open(trigger_id=body["trigger_id"], view=view)
-        elif kind == "info":
-            job = await self.service.get_job(job_id)
-            await self.whisper(where, info_text(job, self.service.describe_variation(job)))
-        elif kind == "delete":
-            job = await self.service.delete(actor, job_id)
-            await self.delivery.remove(job, where.user, (body.get("message") or {}).get("ts"))
+        elif isinstance(outcome, ShowInfo):
+            await self.whisper(where, info_text(outcome.fields))
+        elif isinstance(outcome, Deleted):
+            await self.delivery.remove(outcome.job, where.user,
+                                       (body.get("message") or {}).get("ts"))
+        # Cancelled: the job's own events update its progress message.
 
     async def edit_submitted(self, ack: AsyncAck, body: dict[str, Any],
                              view: dict[str, Any]) -> None:
@@ -199,7 +228,7 @@ class Handlers:
             return
         except Exception:
             log.exception("slack: the Edit modal failed")
-            await ack(response_action="errors", errors={"prompt": OOPS})
+            await ack(response_action="errors", errors={"prompt": UNEXPECTED})
             return
         await ack()
         await self._guard(where, lambda: self.delivery.started(job))
@@ -208,19 +237,17 @@ class Handlers:
 
     async def _guard(self, where: Where, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work`; a user sees the error's sentence, never a traceback."""
-        try:
-            await work()
-        except ImagineError as error:
-            await self.whisper(where, escape(error.sentence()))
-        except Exception:
-            log.exception("slack: a request from %s in %s failed", where.user, where.channel)
-            await self.whisper(where, OOPS)
+        await guarded(f"slack request from {where.user} in {where.channel}", work,
+                      lambda sentence: self.whisper(where, escape(sentence)))
 
-    async def whisper(self, where: Where, text: str) -> None:
-        """An ephemeral message to the asker (mrkdwn `text`); the response_url if that fails."""
+    async def whisper(self, where: Where, text: str,
+                      blocks: list[dict[str, Any]] | None = None) -> None:
+        """An ephemeral message to the asker (mrkdwn `text`, optionally with blocks); the
+        response_url if that fails."""
         try:
             await self.client.chat_postEphemeral(channel=where.channel, user=where.user,
-                                                 text=text, thread_ts=where.thread)
+                                                 text=text, thread_ts=where.thread,
+                                                 blocks=blocks)
             return
         except SlackApiError as error:
             log.warning("chat.postEphemeral failed: %s", error.response.get("error"))
@@ -229,7 +256,7 @@ class Handlers:
         if where.response_url:
             try:
                 await AsyncWebhookClient(where.response_url).send(
-                    text=text, response_type="ephemeral", replace_original=False)
+                    text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
             except Exception as error:
                 log.warning("response_url reply failed: %s", type(error).__name__)
 

@@ -93,7 +93,7 @@ async def test_info_shows_every_parameter_to_the_presser_alone(bot, fake_discord
 
     assert answer.payload["type"] == 4 and answer.payload["data"]["flags"] == 64
     fields = {f["name"]: f["value"] for f in answer.payload["data"]["embeds"][0]["fields"]}
-    assert fields["Job"] == job_id and fields["Seed"] == "9"
+    assert fields["Job"] == job_id and fields["Seed"] == "9 (typed)"
     assert fields["Backend"] == "segmind"
     assert {"Prompt", "Sampler / scheduler", "Cost", "Took"} <= set(fields)
 

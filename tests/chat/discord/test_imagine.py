@@ -163,7 +163,8 @@ async def test_commands_sync_to_the_configured_servers_with_the_catalogs_choices
 
     assert sync.path.endswith(f"/guilds/{FakeDiscord.GUILD_ID}/commands")
     commands = {c["name"]: c for c in sync.payload["items"]}
-    assert set(commands) == {"imagine", "quota", "quota-admin"}
+    assert set(commands) == {"imagine", "quota", "quota-admin", "settings", "stats", "queue",
+                             "history"}
     options = {o["name"]: o for o in commands["imagine"]["options"]}
     assert [c["value"] for c in options["model"]["choices"]] == ["flux-schnell", "chroma",
                                                                  "kolors"]

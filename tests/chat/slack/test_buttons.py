@@ -13,13 +13,14 @@ from tests.chat.slack.conftest import (
     job_of,
     progress_of,
     result,
+    results,
     whisper,
 )
 
 
 async def _imagine(bot, slack, text: str = "a red fox", user: str = ANN):
     await slack.slash_command("/imagine", text, user=user, channel=CHANNEL)
-    message = await result(slack, len([m for m in slack.posted() if m.blocks]) + 1)
+    message = await result(slack, len(results(slack)) + 1)
     return message, await job_of(bot, message)
 
 
@@ -177,6 +178,6 @@ async def test_a_result_slack_refused_is_delivered_after_a_restart(start_bot, sl
     job = await job_of(after, message)
 
     assert job.target.message_id == progress.ts  # the same progress message, edited again
-    assert [m.ts for m in slack.posted(CHANNEL) if not m.blocks] == [progress.ts]
+    assert [m.ts for m in slack.posted(CHANNEL) if m not in results(slack)] == [progress.ts]
     assert progress.history[-1].endswith("Done.")
     assert [u.completed for u in slack.uploads.values()] == [True]
