@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Awaitable, Callable
+
 import httpx
 
 from bot.backends.segmind import SegmindBackend
@@ -11,6 +14,7 @@ from bot.core.alerts import AlertWatch
 from bot.core.backend import ImageBackend
 from bot.core.budget import BudgetBook, BudgetRules
 from bot.core.dispatcher import Dispatcher, DispatchPolicy
+from bot.core.errors import ImagineError
 from bot.core.events import EventBus
 from bot.core.policy import ContentPolicy
 from bot.core.quota import QuotaRules
@@ -101,3 +105,17 @@ async def build_service(settings: Settings, telemetry: Telemetry | None = None) 
         alerts=alerts,
         stats=StatsRepository(db),
     )
+
+
+async def run_command(settings: Settings,
+                      work: Callable[[ImagineService], Awaitable[int]]) -> int:
+    """Run one command-line action on a service built from `settings` (not started: no job
+    runs here). A refusal prints its sentence on stderr and exits 1."""
+    service = await build_service(settings)
+    try:
+        return await work(service)
+    except ImagineError as error:
+        print(error.sentence(), file=sys.stderr)
+        return 1
+    finally:
+        await service.stop()

@@ -250,56 +250,46 @@ def _log_to_file(path: Path) -> None:
 
 
 async def _quota(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import build_service
+    from bot.app import run_command
     from bot.core.admin import parse_admin, run_admin
 
-    service = await build_service(settings)
-    try:
+    async def work(service: ImagineService) -> int:
         command = parse_admin([args.action, *args.words])
         scope = args.scope or f"cli:user:{command.user_id or 'local'}"
         print(await run_admin(service.quota, scope, command))
         return 0
-    except ImagineError as error:
-        print(error.sentence(), file=sys.stderr)
-        return 1
-    finally:
-        await service.stop()
+
+    return await run_command(settings, work)
 
 
 async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import build_service
+    from bot.app import run_command
+    from bot.chat.render import credits_text
     from bot.core.jobs import Actor
 
-    service = await build_service(settings)
-    try:
+    async def work(service: ImagineService) -> int:
         job = await service.cancel(Actor("cli", "local", is_admin=True), args.job_id)
-        print(f"Job {job.id} cancelled; its owner got {job.cost} "
-              f"credit{'s' if job.cost != 1 else ''} back.")
+        print(f"Job {job.id} cancelled; its owner got {credits_text(job.cost)} back.")
         return 0
-    except ImagineError as error:
-        print(error.sentence(), file=sys.stderr)
-        return 1
-    finally:
-        await service.stop()
+
+    return await run_command(settings, work)
 
 
 async def _history(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import build_service
+    from bot.app import run_command
     from bot.chat.render import history_lines
-    from bot.core.jobs import Actor
+    from bot.chat.settings_cli import actor_for
 
     if not 1 <= args.limit <= 1000:
         print("--limit must be between 1 and 1000.", file=sys.stderr)
         return 2
-    platform, _, workspace = (args.scope or "cli:user:").partition(":")
-    actor = Actor(platform, args.user,
-                  None if workspace.startswith("user:") or not workspace else workspace)
-    service = await build_service(settings)
-    try:
+
+    async def work(service: ImagineService) -> int:
+        actor = actor_for(args.scope, args.user, workspace=False)
         print("\n".join(history_lines(await service.history(actor, args.limit))))
         return 0
-    finally:
-        await service.stop()
+
+    return await run_command(settings, work)
 
 
 async def _stats(settings: Settings, args: argparse.Namespace) -> int:

@@ -13,12 +13,15 @@ Who it applies to, as `imagine-bot quota` names users:
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.core.defaults import setting_name
-from bot.core.errors import ImagineError, SettingError
+from bot.core.errors import SettingError
 from bot.core.jobs import Actor
+
+if TYPE_CHECKING:  # imported when it runs, so `--help` stays fast
+    from bot.core.service import ImagineService
 
 # The options of `settings set`, as the argparse dests hold them -> the setting they set.
 OPTIONS = {"model": "model", "ar": "aspect_ratio", "steps": "steps", "cfg": "cfg",
@@ -67,11 +70,10 @@ def actor_for(scope: str | None, user: str, workspace: bool) -> Actor:
 
 async def run_settings_cli(settings: Settings, args: argparse.Namespace) -> int:
     """Run one settings command; prints the answer, or the sentence and exits 1."""
-    from bot.app import build_service  # only when it runs, so `--help` stays fast
+    from bot.app import run_command  # only when it runs, so `--help` stays fast
     from bot.chat.settings import SettingsCommand, run_settings
 
-    service = await build_service(settings)
-    try:
+    async def work(service: ImagineService) -> int:
         actor = actor_for(args.scope, args.user, args.workspace)
         values = {name: getattr(args, dest) for dest, name in OPTIONS.items()
                   if getattr(args, dest) is not None}
@@ -83,11 +85,8 @@ async def run_settings_cli(settings: Settings, args: argparse.Namespace) -> int:
                                   tuple(setting_name(n) for n in args.names))
         print(await run_settings(service, actor, command))
         return 0
-    except ImagineError as error:
-        print(error.sentence(), file=sys.stderr)
-        return 1
-    finally:
-        await service.stop()
+
+    return await run_command(settings, work)
 
 
 def _dests(values: dict[str, object]) -> list[str]:

@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.worker.main import API_KEY_ENV, configure_logging, fail, is_loopback
+from bot.worker.main import (
+    API_KEY_ENV,
+    add_pipeline_arguments,
+    configure_logging,
+    fail,
+    is_loopback,
+)
 from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options, resolve_source
 
 APP_NAME = "imagine"
@@ -73,16 +79,7 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: start a local Ray)")
     parser.add_argument("--host", default=None, help="address of the one URL (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="its port (default 8000)")
-    parser.add_argument("--cpu-offload", action="store_true",
-                        help="keep idle parts of each pipeline in CPU memory (small GPUs)")
-    parser.add_argument("--attention-slicing", action="store_true",
-                        help="compute attention in slices (less memory, slower)")
-    parser.add_argument("--vae-tiling", action="store_true",
-                        help="decode large images tile by tile (less memory)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the denoisers, with a warm-up at start")
-    parser.add_argument("--insecure-no-key", action="store_true",
-                        help=f"listen beyond loopback without {API_KEY_ENV} (anyone can use it)")
+    add_pipeline_arguments(parser)
 
 
 def fleet_options(args: argparse.Namespace, configured: Any) -> FleetOptions:

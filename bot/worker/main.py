@@ -26,6 +26,20 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8188
 
 
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options the worker and the fleet share: how pipelines load, and the key rule."""
+    parser.add_argument("--cpu-offload", action="store_true",
+                        help="keep idle parts of each pipeline in CPU memory (small GPUs)")
+    parser.add_argument("--attention-slicing", action="store_true",
+                        help="compute attention in slices (less memory, slower)")
+    parser.add_argument("--vae-tiling", action="store_true",
+                        help="decode large images tile by tile (less memory)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the denoisers, with a warm-up at start")
+    parser.add_argument("--insecure-no-key", action="store_true",
+                        help=f"listen beyond loopback without {API_KEY_ENV} (anyone can use it)")
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the worker's options to `parser` (used by `imagine-bot worker`)."""
     defaults = ", ".join(f"{m}={s}" for m, s in DEFAULT_SOURCES.items())
@@ -38,16 +52,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"address to listen on (default: [worker] host, or {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=None,
                         help=f"port to listen on (default: [worker] port, or {DEFAULT_PORT})")
-    parser.add_argument("--cpu-offload", action="store_true",
-                        help="keep idle parts of each pipeline in CPU memory (small GPUs)")
-    parser.add_argument("--attention-slicing", action="store_true",
-                        help="compute attention in slices (less memory, slower)")
-    parser.add_argument("--vae-tiling", action="store_true",
-                        help="decode large images tile by tile (less memory)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the denoisers, with a warm-up at start")
-    parser.add_argument("--insecure-no-key", action="store_true",
-                        help=f"listen beyond loopback without {API_KEY_ENV} (anyone can use it)")
+    add_pipeline_arguments(parser)
 
 
 def run_worker(args: argparse.Namespace) -> int:
