@@ -6,6 +6,8 @@ cost = ceil(base[model] x samples x (width x height / 1024^2) x (steps / default
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -210,3 +212,19 @@ def test_an_admins_max_steps_never_raises_the_price_of_a_request():
     narrowed = Catalog().narrowed(max_steps=20)
     request = build_request("a fox --model chroma --steps 20", None, narrowed)
     assert request_cost(request, narrowed) == request_cost(request, Catalog()) == 2
+
+
+@pytest.fixture
+def host_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is UTC+9, as on a server set to Asia/Tokyo."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_day_starts_at_midnight_utc_whatever_the_hosts_time_zone(host_in_tokyo):
+    evening_utc = datetime(2025, 3, 12, 20, 0, tzinfo=UTC)  # already the 13th in Tokyo
+    assert period_start(Period.DAY, evening_utc) == datetime(2025, 3, 12, tzinfo=UTC)
+    assert period_end(Period.DAY, evening_utc) == datetime(2025, 3, 13, tzinfo=UTC)

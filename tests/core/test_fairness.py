@@ -83,3 +83,8 @@ def test_far_back_a_place_is_announced_only_once_it_moved_by_a_tenth():
     assert not worth_announcing(500, 460) and worth_announcing(500, 450)
     assert not worth_announcing(30, 28) and worth_announcing(30, 27)
     assert not worth_announcing(7, 7)
+
+
+def test_a_tenth_of_a_place_counts_in_whole_places_rounded_down():
+    assert worth_announcing(15, 14) and worth_announcing(19, 18)  # a tenth of 15 or 19 is 1
+    assert worth_announcing(25, 23) and not worth_announcing(25, 24)  # a tenth of 25 is 2

@@ -253,3 +253,28 @@ async def test_an_edit_that_switches_model_keeps_only_the_seed_size_and_count(se
     edited = await service.edit(actor(), job.id, "a red fox --model kolors", "blur", target())
     r = edited.request
     assert (r.model, r.seed, r.steps, r.width, r.negative_prompt) == ("kolors", 5, 25, 1344, "blur")
+
+
+async def test_retention_removes_the_images_of_old_jobs_and_keeps_the_jobs(settings_for):
+    settings = settings_for(storage={"retention_days": 1})
+    service = await build_service(settings)
+    recorder = Recorder(service)
+    await service.start()
+    try:
+        old, new = [await service.imagine(actor(), prompt, None, target())
+                    for prompt in ("a red fox", "a blue fox")]
+        for job in (old, new):
+            await recorder.wait_final(job.id)
+        await service.db.write("UPDATE jobs SET finished_at = finished_at - 2 * 86400 "
+                               "WHERE id = ?", (old.id,))
+
+        assert await service.purge_expired() == 1
+        assert await service.purge_expired() == 0  # nothing left to remove
+        kept_old, kept_new = [await service.jobs.get(job.id) for job in (old, new)]
+    finally:
+        await service.stop()
+
+    images = settings.storage.path / "images"
+    assert kept_old is not None and (kept_old.state, kept_old.images) == (JobState.DONE, ())
+    assert not (images / old.id).exists()
+    assert kept_new is not None and kept_new.images and all(p.is_file() for p in kept_new.images)

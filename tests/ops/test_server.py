@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import build_service
+from bot.core.jobs import JobRunning
 from bot.core.service import ImagineService
 from bot.ops.health import HealthBoard
 from bot.ops.metrics import PrometheusTelemetry
@@ -121,6 +123,9 @@ async def test_metrics_count_a_finished_job_its_credits_and_its_times(running, f
         before, histogram, outcome="ok", **labels) == 1
     assert value(after, "imagine_queue_wait_seconds_count", backend="segmind") - value(
         before, "imagine_queue_wait_seconds_count", backend="segmind") == 1
+    for seconds, where in (("imagine_backend_request_seconds_sum", {"outcome": "ok", **labels}),
+                           ("imagine_queue_wait_seconds_sum", {"backend": "segmind"})):
+        assert 0 <= value(after, seconds, **where) - value(before, seconds, **where) < 60
     assert value(after, "imagine_backend_remaining_credits", backend="segmind") == 499.0
     assert value(after, "imagine_queue_jobs", backend="segmind", state="waiting") == 0
 
@@ -142,3 +147,30 @@ async def test_metrics_count_a_retry_a_failure_and_its_refund(running, fake_segm
         before, "imagine_jobs_total", state="failed", **labels) == 1
     assert value(after, "imagine_credits_total", kind="refunded") - value(
         before, "imagine_credits_total", kind="refunded") == job.cost
+    failed_calls = {"outcome": "error", **labels}
+    assert value(after, "imagine_backend_request_seconds_count", **failed_calls) - value(
+        before, "imagine_backend_request_seconds_count", **failed_calls) == 1
+    assert 0 <= value(after, "imagine_backend_request_seconds_sum", **failed_calls) - value(
+        before, "imagine_backend_request_seconds_sum", **failed_calls) < 60
+
+
+async def test_metrics_count_the_refund_of_a_cancelled_job(running, fake_segmind):
+    service, _, server = running
+    fake_segmind.gate = asyncio.Event()  # every slot (4) holds a call; the fifth job waits
+    recorder = Recorder(service)
+    try:
+        jobs = [await service.imagine(actor(f"u{n}"), "a red fox", None, target())
+                for n in range(5)]
+        await recorder.wait(lambda: sum(isinstance(e, JobRunning) for e in recorder.events) == 4)
+        started = {e.job.id for e in recorder.events if isinstance(e, JobRunning)}
+        [waiting] = [job for job in jobs if job.id not in started]
+        before = samples((await get(server, "/metrics")).text)
+
+        await service.cancel(actor(waiting.actor.user_id), waiting.id)
+
+        after = samples((await get(server, "/metrics")).text)
+    finally:
+        fake_segmind.gate.set()
+
+    assert value(after, "imagine_credits_total", kind="refunded") - value(
+        before, "imagine_credits_total", kind="refunded") == waiting.cost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.core.catalog import Catalog
-from bot.core.jobs import Actor, Job, JobState, ReplyTarget
+from bot.core.jobs import Actor, Job, JobAction, JobState, ReplyTarget
 from bot.core.quota import QuotaRules
 from bot.core.request import build_request
 from bot.store.db import Database
@@ -93,7 +94,8 @@ async def test_finishing_an_unfinished_job_returns_true_and_stores_the_outcome(s
 
     job = await jobs.get("j1")
     assert job is not None
-    assert (job.state, job.images, job.backend_seconds) == (JobState.DONE, (image,), 1.5)
+    assert (job.state, job.images, job.backend_seconds, job.error, job.refunded) == (
+        JobState.DONE, (image,), 1.5, None, False)
 
 
 @pytest.mark.parametrize("first", ["done", "failed", "cancelled"])
@@ -142,3 +144,69 @@ async def test_a_target_stored_with_top_level_adapter_fields_reads_them_as_adapt
     assert json.loads(target.adapter_state) == {
         "interaction_token": "tok", "interaction_expires_at": 1234.5, "application_id": "99",
         "filesize_limit": "8000000"}
+
+
+async def test_a_job_read_back_has_every_field_it_was_stored_with(stores):
+    jobs, _ = stores
+    job = Job(id="j2", actor=ALICE, request=build_request("a red fox --seed 7", None, Catalog()), cost=2,
+              state=JobState.QUEUED, target=ReplyTarget("test", "c1", message_id="m1"),
+              created_at=1000.0, backend="segmind", parent_id="j1", action=JobAction.VARY)
+    await jobs.db.transaction(lambda conn: jobs.insert(conn, job))
+    assert await jobs.mark_running("j2", "segmind", 1001.0) is not None
+    before = time.time()
+    await jobs.db.transaction(lambda conn: jobs.finish(
+        conn, "j2", JobState.FAILED, error="The image service failed.", refunded=True,
+        backend_seconds=2.5))
+    await jobs.mark_delivered("j2")
+
+    stored = await jobs.get("j2")
+
+    assert stored is not None and stored.finished_at is not None
+    assert before <= stored.finished_at <= time.time()
+    assert stored == dataclasses.replace(
+        job, state=JobState.FAILED, attempts=1, started_at=1001.0,
+        finished_at=stored.finished_at, error="The image service failed.", refunded=True,
+        delivered=True, backend_seconds=2.5)
+
+
+async def test_an_unknown_job_id_reads_as_none(stores):
+    jobs, _ = stores
+    assert await jobs.get("no-such-job") is None
+
+
+async def test_the_last_remaining_credits_a_backend_reported_are_read_back_with_when(stores):
+    jobs, _ = stores
+    before = time.time()
+    await jobs.db.transaction(lambda conn: jobs.record_credits(conn, "segmind", 120.5))
+    await jobs.db.transaction(lambda conn: jobs.record_credits(conn, "segmind", 99.25))
+
+    seen = await jobs.last_credits("segmind")
+
+    assert seen is not None and seen[0] == 99.25 and before <= seen[1] <= time.time()
+    assert await jobs.last_credits("worker") is None
+
+
+async def test_a_users_waiting_jobs_leave_out_the_finished_ones(stores, tmp_path):
+    jobs, quota = stores
+    for job_id in ("j1", "j2"):
+        await queued_and_charged(jobs, quota, job_id)
+    assert await finish_done(jobs, quota, "j1", (tmp_path / "1-5.jpg",))
+
+    waiting = await jobs.of_user(ALICE.scope, ALICE.user_id, unfinished=True)
+    every = await jobs.of_user(ALICE.scope, ALICE.user_id)
+
+    assert [job.id for job in waiting] == ["j2"]
+    assert sorted(job.id for job in every) == ["j1", "j2"]
+
+
+async def test_the_jobs_cancelled_elsewhere_are_found_among_those_waiting_here(stores):
+    jobs, quota = stores
+    for job_id in ("j1", "j2", "j3"):
+        await queued_and_charged(jobs, quota, job_id)
+    for job_id in ("j1", "j3"):
+        assert await jobs.db.transaction(lambda conn, j=job_id: jobs.cancel_queued(conn, j))
+
+    found = await jobs.finished_among(["j1", "j2", "j3"])
+
+    assert sorted((job.id, job.state) for job in found) == [
+        ("j1", JobState.CANCELLED), ("j3", JobState.CANCELLED)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,65 @@ async def test_quotas_are_separate_per_workspace(quota):
                                    now=MONDAY))
     assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 0
     assert (await quota.status("slack:T1", "u", now=MONDAY)).balance == 0
+
+
+async def ledger(quota: QuotaRepository, job: str | None = None) -> list[tuple[Any, ...]]:
+    """The ledger rows (kind, credits, from_allowance, from_grant, period_start, note, job_id),
+    of one job or of the admins' changes (no job), in order."""
+    rows = await quota.db.read(
+        "SELECT kind, credits, from_allowance, from_grant, period_start, note, job_id "
+        "FROM ledger WHERE job_id IS ? ORDER BY id", (job,))
+    return [tuple(row) for row in rows]
+
+
+async def test_an_unlimited_users_reservation_and_its_refund_are_ledger_rows_that_say_unlimited(
+        quota):
+    await quota.set_user(SCOPE, "u", UNLIMITED, None)
+    await reserve(quota, 7, "j1")
+    assert await quota.db.transaction(lambda conn: quota.refund(conn, "j1"))
+
+    day = "2026-11-16T00:00:00+00:00"
+    assert await ledger(quota, "j1") == [("reserve", 7, 0, 0, day, "unlimited", "j1"),
+                                         ("refund", 7, 0, 0, day, "unlimited", "j1")]
+
+
+async def test_an_unlimited_users_job_is_committed_once_in_the_ledger(quota):
+    await reserve(quota, 7, "j1", admin=True)
+    await quota.db.transaction(lambda conn: quota.commit(conn, "j1"))
+    await quota.db.transaction(lambda conn: quota.commit(conn, "j1"))
+    assert [row[0] for row in await ledger(quota, "j1")] == ["reserve", "commit"]
+
+
+async def test_a_refunded_job_cannot_be_committed(quota):
+    await reserve(quota, 4, "j1")
+    assert await quota.db.transaction(lambda conn: quota.refund(conn, "j1"))
+    await quota.db.transaction(lambda conn: quota.commit(conn, "j1"))
+    assert await quota.ledger_totals() == {"reserve": 4, "refund": 4}
+    assert (await quota.status(SCOPE, "u", now=MONDAY)).balance == 10
+
+
+async def test_a_reset_gives_the_user_the_whole_allowance_back_and_keeps_the_grants(quota):
+    await quota.grant(SCOPE, "u", 5)
+    await reserve(quota, 12, "j1", now=datetime.now(UTC))  # 10 from the allowance, 2 granted
+    await quota.reset(SCOPE, "u")
+    status = await quota.status(SCOPE, "u")
+    assert (status.balance, status.granted) == (13, 3)
+
+
+@pytest.mark.parametrize(("change", "row"), [
+    ("grant 5", ("grant", 5, 0, 5, None, None, None)),
+    ("allow 5 a week", ("adjust", 0, 0, 0, None, "allowance=5 period=week", None)),
+    ("reset", ("adjust", 0, 0, 0, None, "reset", None)),
+    ("block", ("adjust", 0, 0, 0, None, "block", None)),
+    ("unblock", ("adjust", 0, 0, 0, None, "unblock", None)),
+])
+async def test_each_admin_change_is_one_ledger_row_saying_what_it_did(quota, change, row):
+    actions = {
+        "grant 5": lambda: quota.grant(SCOPE, "u", 5),
+        "allow 5 a week": lambda: quota.set_user(SCOPE, "u", 5, Period.WEEK),
+        "reset": lambda: quota.reset(SCOPE, "u"),
+        "block": lambda: quota.set_blocked(SCOPE, "u", True),
+        "unblock": lambda: quota.set_blocked(SCOPE, "u", False),
+    }
+    await actions[change]()
+    assert await ledger(quota) == [row]

@@ -22,6 +22,7 @@ from bot.core.jobs import (
     JobHandedBack,
     JobQueued,
     JobRunning,
+    JobState,
     ReplyTarget,
 )
 from bot.core.service import ImagineService
@@ -148,7 +149,8 @@ class Delivery:
         if sent is None:
             return
         if job.target.message_id:  # the progress line would otherwise say "queued" forever
-            await self.progress.final(job, "This request failed; see the reply.")
+            await self.progress.final(job, "Cancelled; see the reply." if job.state is JobState.CANCELLED
+                                      else "This request failed; see the reply.")
         else:
             self.progress.forget(job.id)
         await self.service.mark_delivered(job.id)
