@@ -78,6 +78,10 @@ def test_a_preset_just_under_a_megapixel_costs_the_base():
     assert cost(aspect_ratio="16:9") == 1  # 1344 x 768 = 0.984 MP
 
 
+def test_a_request_just_over_a_megapixel_costs_a_second_credit():
+    assert cost(width=640, height=1640) == 2  # 1,049,600 pixels = 1.001 MP
+
+
 def test_float_noise_never_costs_an_extra_credit():
     # 2 x 2 x (1600 x 1024 / 1024^2) x 28 / 25 is exactly 7; floats give 7.000000000000001
     assert cost(model="kolors", width=1600, height=1024, samples=2, steps=28) == 7
