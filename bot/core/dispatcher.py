@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import shutil
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ from bot.core.routing import Router
 from bot.core.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+
+Finishing = Callable[[], Coroutine[Any, Any, None]]  # what ends a job once its backend answered
 
 
 @dataclass(frozen=True)
@@ -329,7 +332,7 @@ class Dispatcher:
                 # and the commit run beside the next job, not in front of it.
                 self._spawn(self._guarded(job, finishing))
 
-    async def _run(self, lane: _Lane, job: Job) -> Coroutine[Any, Any, None] | None:
+    async def _run(self, lane: _Lane, job: Job) -> Finishing | None:
         """Hold the backend slot for one call; returns the work that finishes the job."""
         taken_at, started = time.time(), time.monotonic()
         # The backend call starts while the job is marked running, so that database round
@@ -352,17 +355,19 @@ class Dispatcher:
         except ImagineError as error:
             self.telemetry.backend_call(lane.backend.name, job.request.model,
                                         time.monotonic() - started, ok=False)
-            return self._fail(running, error)
+            return functools.partial(self._fail, running, error)
         finally:
             lane.running -= 1
         seconds = time.monotonic() - started
         lane.observe(seconds)
         self.telemetry.backend_call(lane.backend.name, job.request.model, seconds, ok=True)
-        return self._finish(lane, running, result, seconds)
+        return functools.partial(self._finish, lane, running, result, seconds)
 
-    async def _guarded(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(self, job: Job, work: Finishing) -> None:
+        # `work` makes its coroutine only here: a task cancelled before it first runs (a stop)
+        # then leaves no coroutine behind that was never awaited.
         try:
-            await work
+            await work()
         except asyncio.CancelledError:
             raise
         except Exception:
