@@ -45,6 +45,9 @@ from bot.core.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+# What a user is told when an error of ours, not the backend's, stopped their job.
+CRASHED = "Something went wrong on our side."
+
 Finishing = Callable[[], Coroutine[Any, Any, None]]  # what ends a job once its backend answered
 
 
@@ -134,6 +137,7 @@ class Dispatcher:
         self._idle: set[asyncio.Task[Any]] = set()  # workers waiting for a job
         self._tasks: list[asyncio.Task[None]] = []  # positions, heartbeat
         self._side_tasks: set[asyncio.Task[None]] = set()
+        self._unrecorded: dict[str, Job] = {}  # crashed jobs whose failure is not written yet
         self._started = False
         self._draining = False
 
@@ -325,7 +329,7 @@ class Dispatcher:
                 raise
             except Exception:  # never let one job kill a worker
                 log.exception("job %s crashed the dispatcher", job.id)
-                await self._fail(job, BackendError("Something went wrong on our side."))
+                await self._crashed(job)
                 continue
             if finishing is not None:
                 # The backend slot is free as soon as the answer is in: saving the images
@@ -372,7 +376,7 @@ class Dispatcher:
             raise
         except Exception:
             log.exception("finishing job %s failed", job.id)
-            await self._fail(job, BackendError("Something went wrong on our side."))
+            await self._crashed(job)
 
     async def _finish(self, lane: _Lane, running: Job, result: GenerationResult,
                       seconds: float) -> None:
@@ -429,6 +433,15 @@ class Dispatcher:
                 log.error("ADMIN: backend %s refuses requests (status %s): %s. Check its API "
                           "key and credits.", backend.name, error.status, error.detail)
                 raise
+
+    async def _crashed(self, job: Job) -> None:
+        """Fail a job that an error of ours stopped, with a refund. When even that cannot be
+        written (the database refuses writes), the heartbeat tries again; the caller goes on."""
+        try:
+            await self._fail(job, BackendError(CRASHED))
+        except Exception:
+            log.exception("could not record job %s as failed; the heartbeat tries again", job.id)
+            self._unrecorded[job.id] = job
 
     async def _fail(self, job: Job, error: ImagineError) -> None:
 
@@ -495,6 +508,10 @@ class Dispatcher:
                              job.state.value)
                     self._forget(job.id)
                     self._announce_end(job)
+                while self._unrecorded:
+                    job_id, job = next(iter(self._unrecorded.items()))
+                    await self._fail(job, BackendError(CRASHED))
+                    del self._unrecorded[job_id]
             except Exception:
                 log.exception("heartbeat failed")
 

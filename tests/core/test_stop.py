@@ -36,6 +36,23 @@ async def test_a_job_running_when_the_stop_begins_finishes_within_the_drain(
         await reopened.stop()
 
 
+async def test_a_drain_of_one_second_still_waits_for_an_answer_that_comes_within_it(
+        settings_for, fake_segmind):
+    fake_segmind.gate = asyncio.Event()
+    service = await build_service(settings_for())
+    recorder = Recorder(service)
+    await service.start()
+    job = await service.imagine(actor(), "a red fox", None, target())
+    await until(lambda: len(fake_segmind.requests) == 1, 10, "the job sent to Segmind")
+
+    stopping = asyncio.create_task(service.stop(drain_s=1.0))
+    fake_segmind.gate.set()  # the answer comes as the drain begins
+    await stopping
+
+    assert isinstance(recorder.final(job.id)[0], JobDone)
+    assert not [e for e in recorder.events if isinstance(e, JobHandedBack)]
+
+
 async def test_a_job_still_running_when_the_drain_ends_is_handed_back_and_told_so(
         settings_for, fake_segmind):
     fake_segmind.latency_s = 30
