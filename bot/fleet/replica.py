@@ -23,6 +23,7 @@ import ray
 from ray import serve
 
 from bot.fleet.board import BOARD_NAMESPACE, ReplicaReport, board_name
+from bot.fleet.routing import LeastBusyRouter
 from bot.fleet.spec import FleetSpec, images_in
 from bot.worker.app import encode_images
 from bot.worker.params import GenerationParams
@@ -193,6 +194,8 @@ def deployment_options(spec: FleetSpec) -> dict[str, Any]:
         # Loading a large pipeline takes minutes; Serve must not give up on it meanwhile.
         "health_check_timeout_s": 60,
     }
+    if spec.least_busy:
+        options["request_router_config"] = {"request_router_class": LeastBusyRouter}
     autoscaling = spec.autoscaling()
     if autoscaling is None:
         options["num_replicas"] = spec.min_replicas

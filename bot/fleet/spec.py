@@ -55,6 +55,9 @@ class FleetSpec:
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     batch_wait_s: float = DEFAULT_BATCH_WAIT_S
     max_queued_requests: int = 1000  # beyond this, per model, the ingress answers 503
+    # Each request to the least busy replica of all (bot.fleet.routing); False keeps Serve's
+    # default (the less busy of two drawn at random), which bench/fleet.py compares.
+    least_busy: bool = True
     app_name: str = "imagine"
     # Tests and benches shorten this; a replica reports to the board at least this often.
     heartbeat_s: float = 1.0
