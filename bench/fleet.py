@@ -11,17 +11,22 @@ JPEG encoding, batching), not a model's. For each replica count N (1, 2 and 4 by
   throughput_ratio = (requests / wall time) / (N / L), where N / L is the most N replicas can
   make.
 
-Then, for scale, Serve's own floor on this machine: the same shape (an ingress deployment calling
-a model deployment that sleeps L) with none of our code, measured as the overhead is.
+With more than one replica, the same N is measured again with Serve's default router (the
+less busy of two replicas drawn at random) in place of the fleet's least-busy one
+(bot/fleet/routing.py), side by side in the same run.
+
+Then, for scale, Serve's own floor on this machine, none of our code, measured as the overhead
+is: hops=2 is the fleet's shape (an ingress deployment awaiting a deployment that sleeps L),
+hops=1 a single deployment that sleeps in the ingress itself.
 
 Batching is off (--max-batch-size 1) by default: a fixed-latency pipeline sleeps L per image
 whether batched or not, so batching could only add its gathering wait. The replicas take no
 CPU or GPU reservation, so 4 fit on a 2-core machine (they sleep). Prints one line per count:
-replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z, then
-serve_floor overhead_p50_ms=Y overhead_p99_ms=Z
+replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z, the same after
+serve_default_router for N > 1, then serve_floor hops=H overhead_p50_ms=Y overhead_p99_ms=Z.
 
 Usage: python bench/fleet.py [--latency 0.5] [--replicas 1,2,4] [--max-batch-size 1]
-       [--batch-wait-ms 20]
+       [--batch-wait-ms 20] [--no-compare-router]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -75,7 +81,7 @@ async def drive(url: str, clients: int, requests: int) -> tuple[float, list[floa
         return time.perf_counter() - started, latencies
 
 
-async def drive_floor(url: str, requests: int) -> list[float]:
+async def drive_floor(url: str, path: str, requests: int) -> list[float]:
     """One client, one request at a time, to the bare Serve application; latencies."""
     import httpx
 
@@ -83,22 +89,25 @@ async def drive_floor(url: str, requests: int) -> list[float]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         for _ in range(requests):
             started = time.perf_counter()
-            (await http.get("/floor")).raise_for_status()
+            (await http.get(path)).raise_for_status()
             latencies.append(time.perf_counter() - started)
     return latencies
 
 
-def floor_app(latency: float) -> object:
-    """Serve alone: an ingress deployment awaiting a deployment that sleeps `latency`."""
+def floor_apps(latency: float) -> tuple[object, object]:
+    """Serve alone, none of our code: (an ingress deployment awaiting a deployment that sleeps
+    `latency`, as the fleet is shaped; one deployment that sleeps in the ingress itself)."""
     from ray import serve
     from starlette.requests import Request
     from starlette.responses import Response
+
+    image = b"x" * 20_000  # about a small JPEG
 
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     class Sleeper:
         async def make(self) -> bytes:
             await asyncio.sleep(latency)
-            return b"x" * 20_000  # about a small JPEG
+            return image
 
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     class Front:
@@ -108,7 +117,13 @@ def floor_app(latency: float) -> object:
         async def __call__(self, request: Request) -> Response:
             return Response(await self.sleeper.make.remote(), media_type="image/jpeg")
 
-    return Front.bind(Sleeper.bind())
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Alone:
+        async def __call__(self, request: Request) -> Response:
+            await asyncio.sleep(latency)
+            return Response(image, media_type="image/jpeg")
+
+    return Front.bind(Sleeper.bind()), Alone.bind()
 
 
 def wait_for_replicas(url: str, count: int) -> None:
@@ -128,12 +143,33 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def measure(spec: Any, url: str, count: int, latency: float) -> tuple[float, list[float]]:
+    """Deploy `spec`, then (throughput ratio, each request's overhead in ms) as the module
+    docstring says; the application is deleted afterwards."""
+    from ray import serve
+
+    from bot.fleet.app import build_app
+
+    serve.run(build_app(spec, API_KEY), name="bench", route_prefix="/")
+    try:
+        wait_for_replicas(url, count)
+        asyncio.run(drive(url, count, 2 * count))  # warm-up: imports, first scheduler
+        _, latencies = asyncio.run(drive(url, count, 10 * count))
+        requests = 24 * count
+        wall, _ = asyncio.run(drive(url, 2 * count, requests))
+    finally:
+        serve.delete("bench")
+    return (requests / wall) / (count / latency), [(s - latency) * 1000 for s in latencies]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency", type=float, default=0.5, help="L: seconds per image")
     parser.add_argument("--replicas", default="1,2,4", help="replica counts, comma-separated")
     parser.add_argument("--max-batch-size", type=int, default=1)
     parser.add_argument("--batch-wait-ms", type=float, default=20)
+    parser.add_argument("--no-compare-router", dest="compare_router", action="store_false",
+                        help="skip the serve_default_router lines")
     args = parser.parse_args()
 
     with warnings.catch_warnings():
@@ -141,7 +177,6 @@ def main() -> None:
         import ray
         from ray import serve
 
-    from bot.fleet.app import build_app
     from bot.fleet.spec import FleetSpec
     from bot.worker.synthetic import FixedLatencyLoader
 
@@ -154,28 +189,27 @@ def main() -> None:
           f"batch_wait={args.batch_wait_ms:g}ms, {os.cpu_count()} CPUs, ray {ray.__version__}")
     try:
         for count in (int(n) for n in args.replicas.split(",")):
-            spec = FleetSpec(
-                models=("flux-schnell",), loader=FixedLatencyLoader(latency),
-                min_replicas=count, max_replicas=count, gpus_per_replica=0, cpus_per_replica=0,
-                max_batch_size=args.max_batch_size, batch_wait_s=args.batch_wait_ms / 1000,
-            )
-            serve.run(build_app(spec, API_KEY), name="bench", route_prefix="/")
-            wait_for_replicas(url, count)
-            asyncio.run(drive(url, count, 2 * count))  # warm-up: imports, first scheduler
-            _, latencies = asyncio.run(drive(url, count, 10 * count))
-            overhead_ms = [(seconds - latency) * 1000 for seconds in latencies]
-            requests = 24 * count
-            wall, _ = asyncio.run(drive(url, 2 * count, requests))
-            ratio = (requests / wall) / (count / latency)
-            print(f"replicas={count} throughput_ratio={ratio:.3f} "
-                  f"overhead_p50_ms={statistics.median(overhead_ms):.1f} "
-                  f"overhead_p99_ms={percentile(overhead_ms, 0.99):.1f}", flush=True)
-            serve.delete("bench")
-        serve.run(floor_app(latency), name="floor", route_prefix="/floor")
-        asyncio.run(drive_floor(url, 3))
-        floor_ms = [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, 20))]
-        print(f"serve_floor overhead_p50_ms={statistics.median(floor_ms):.1f} "
-              f"overhead_p99_ms={percentile(floor_ms, 0.99):.1f}", flush=True)
+            # Serve's default router only differs from ours when there is a choice to make.
+            for least_busy in (True, False) if count > 1 and args.compare_router else (True,):
+                spec = FleetSpec(
+                    models=("flux-schnell",), loader=FixedLatencyLoader(latency),
+                    min_replicas=count, max_replicas=count, gpus_per_replica=0,
+                    cpus_per_replica=0, max_batch_size=args.max_batch_size,
+                    batch_wait_s=args.batch_wait_ms / 1000, least_busy=least_busy,
+                )
+                ratio, overhead_ms = measure(spec, url, count, latency)
+                label = "" if least_busy else "serve_default_router "
+                print(f"{label}replicas={count} throughput_ratio={ratio:.3f} "
+                      f"overhead_p50_ms={statistics.median(overhead_ms):.1f} "
+                      f"overhead_p99_ms={percentile(overhead_ms, 0.99):.1f}", flush=True)
+        two_hops, one_hop = floor_apps(latency)
+        serve.run(two_hops, name="floor", route_prefix="/floor")
+        serve.run(one_hop, name="floor1", route_prefix="/floor1")
+        for hops, path in ((2, "/floor"), (1, "/floor1")):
+            asyncio.run(drive_floor(url, path, 3))
+            floor_ms = [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, path, 20))]
+            print(f"serve_floor hops={hops} overhead_p50_ms={statistics.median(floor_ms):.1f} "
+                  f"overhead_p99_ms={percentile(floor_ms, 0.99):.1f}", flush=True)
     finally:
         ray.shutdown()
 
