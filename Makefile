@@ -47,10 +47,11 @@ bench: install
 MUTATE ?=
 MUTANT_MODULES = $(subst /,.,$(MUTATE:.py=))
 # Mutants run in parallel; the tests wait on loopback sockets and timers much of the time, so
-# twice as many as cores keeps 2 cores busy (the full run: 1,487 s with 2 at once, 1,109 s with 4).
+# twice as many as cores keeps 2 cores busy (the full run: 1,487 s with 2 at once, 1,109 s with 4
+# in the same conditions; 837 s with 4 on a quiet machine).
 MUTATION_CHILDREN ?= 4
 
-mutation: install                     ## mutation testing of the quota and dispatch code (~19 min on 2 cores)
+mutation: install                     ## mutation testing of the quota and dispatch code (~14-19 min on 2 cores)
 	rm -rf mutants
 	@start=$$(date +%s); \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mutmut run --max-children $(MUTATION_CHILDREN) \
