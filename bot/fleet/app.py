@@ -169,6 +169,8 @@ def build_app(spec: FleetSpec, api_key: str | None = None) -> Any:
     }
     # One ingress replica: it is light (validation and routing only) and, being the only one,
     # it sees the whole fleet's queue for /health.
-    ingress = serve.deployment(name="ingress", num_replicas=1,
-                               ray_actor_options={"num_cpus": 0})(serve.ingress()(FleetIngress))
+    ingress = serve.deployment(
+        name="ingress", num_replicas=1, ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=spec.ingress_max_ongoing_requests,
+    )(serve.ingress()(FleetIngress))
     return ingress.bind(replicas, spec, api_key)

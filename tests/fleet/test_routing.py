@@ -17,7 +17,7 @@ import httpx
 import pytest
 from ray import serve
 
-from tests.fleet.support import API_KEY, SMALL, Fleet
+from tests.fleet.support import API_KEY, SMALL, Fleet, poll
 
 LATENCY_S = 1.0
 REPLICAS = 3
@@ -65,3 +65,20 @@ def test_no_request_waits_behind_another_while_a_replica_is_idle(three_replicas:
     assert len({a.headers["x-imagine-replica"] for a in answers}) == REPLICAS
     inside_s = sorted(float(a.headers["x-imagine-replica-ms"]) / 1000 for a in answers)
     assert inside_s[-1] < 1.5 * LATENCY_S, inside_s
+
+
+def test_requests_beyond_what_the_replicas_hold_wait_inside_the_fleet(
+        three_replicas: Fleet) -> None:
+    # Three replicas hold two requests each; the other three wait at the model's router, where
+    # the least busy replica takes them. (An ingress that held only Serve's default of five
+    # left the rest queued in front of it, and replicas idle.)
+    total = 3 * REPLICAS
+    with ThreadPoolExecutor(total) as pool:
+        sent = [pool.submit(three_replicas.post, "flux-schnell", {**SMALL, "seed": seed})
+                for seed in range(total)]
+        seen = poll(lambda: depth if (depth := three_replicas.health().json()["queue_depth"])
+                    == total else None, 30, f"{total} requests inside the fleet")
+        answers = [future.result() for future in sent]
+
+    assert seen == total
+    assert [a.status_code for a in answers] == [200] * total
