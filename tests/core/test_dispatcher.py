@@ -124,74 +124,66 @@ def refuse_in_database(settings: Settings, *states: str) -> Callable[[], None]:
     return lift
 
 
-async def test_a_job_that_our_own_error_stops_fails_with_a_sentence_and_a_refund(settings_for):
-    settings = settings_for(segmind={"concurrency": 1})
-    service = await build_service(settings)
-    recorder = Recorder(service)
-    await service.start()
-    try:
-        lift = refuse_in_database(settings, "running")  # the job can never be marked running
-        job = await service.imagine(actor(), "a red fox", None, target())
-        failed = await recorder.wait_final(job.id)
-        lift()
-        stored = await service.jobs.get(job.id)
-        ledger = [row["kind"] for row in await ledger_rows(service, job.id)]
-        balance = (await service.quota_status(actor())).balance
-    finally:
-        await service.stop()
-
-    assert isinstance(failed, JobFailed)
-    assert (failed.message, failed.refunded) == (
-        "Something went wrong on our side. Your credits were refunded.", True)
-    assert stored is not None and (stored.state, stored.error) == (JobState.FAILED, failed.message)
-    assert ledger == ["reserve", "refund"] and balance == 50
-
-
-async def test_the_only_worker_goes_on_after_a_job_that_our_own_error_stopped(settings_for):
-    settings = settings_for(segmind={"concurrency": 1})
-    service = await build_service(settings)
-    recorder = Recorder(service)
-    await service.start()
-    try:
-        lift = refuse_in_database(settings, "running")
-        crashed = await service.imagine(actor(), "a red fox", None, target())
-        await recorder.wait_final(crashed.id)
-        lift()
-
-        after = await service.imagine(actor(), "a blue fox", None, target())
-
-        assert isinstance(await recorder.wait_final(after.id), JobDone)
-    finally:
-        await service.stop()
-
-
-async def test_a_failure_the_database_refuses_to_record_is_recorded_by_the_next_heartbeat(
-        settings_for, caplog):
+@pytest.fixture
+async def one_worker(settings_for: Callable[..., Settings]) -> AsyncIterator[
+        tuple[ImagineService, Recorder, Settings]]:
+    """A started service with one Segmind slot and a heartbeat every 0.2 s."""
     settings = settings_for(segmind={"concurrency": 1}, dispatch={"heartbeat_s": 0.2})
     service = await build_service(settings)
     recorder = Recorder(service)
     await service.start()
-    try:
-        lift = refuse_in_database(settings, "running", "failed")
-        job = await service.imagine(actor(), "a red fox", None, target())
-        await until(lambda: any("could not record job" in r.getMessage() for r in caplog.records),
-                    10, "the failure refused")
-        assert (await service.jobs.get(job.id)).state is JobState.QUEUED  # type: ignore[union-attr]
-        assert recorder.final(job.id) == []
-        assert [row["kind"] for row in await ledger_rows(service, job.id)] == ["reserve"]
+    yield service, recorder, settings
+    await service.stop()
 
-        lift()
-        failed = await recorder.wait_final(job.id)
-        after = await service.imagine(actor(), "a blue fox", None, target())
-        done = await recorder.wait_final(after.id)
-        ledger = [row["kind"] for row in await ledger_rows(service, job.id)]
-    finally:
-        await service.stop()
 
+async def test_a_job_that_our_own_error_stops_fails_with_a_sentence_and_a_refund(one_worker):
+    service, recorder, settings = one_worker
+    lift = refuse_in_database(settings, "running")  # the job can never be marked running
+    job = await service.imagine(actor(), "a red fox", None, target())
+
+    failed = await recorder.wait_final(job.id)
+
+    lift()
+    stored = await service.jobs.get(job.id)
+    assert isinstance(failed, JobFailed)
+    assert (failed.message, failed.refunded) == (
+        "Something went wrong on our side. Your credits were refunded.", True)
+    assert stored is not None and (stored.state, stored.error) == (JobState.FAILED, failed.message)
+    assert [row["kind"] for row in await ledger_rows(service, job.id)] == ["reserve", "refund"]
+    assert (await service.quota_status(actor())).balance == 50
+
+
+async def test_the_only_worker_goes_on_after_a_job_that_our_own_error_stopped(one_worker):
+    service, recorder, settings = one_worker
+    lift = refuse_in_database(settings, "running")
+    crashed = await service.imagine(actor(), "a red fox", None, target())
+    await recorder.wait_final(crashed.id)
+    lift()
+
+    after = await service.imagine(actor(), "a blue fox", None, target())
+
+    assert isinstance(await recorder.wait_final(after.id), JobDone)
+
+
+async def test_a_failure_the_database_refuses_to_record_is_recorded_by_the_next_heartbeat(
+        one_worker, caplog):
+    service, recorder, settings = one_worker
+    lift = refuse_in_database(settings, "running", "failed")
+    job = await service.imagine(actor(), "a red fox", None, target())
+    await until(lambda: any("could not record job" in r.getMessage() for r in caplog.records),
+                10, "the failure refused")
+    assert (await service.jobs.get(job.id)).state is JobState.QUEUED  # type: ignore[union-attr]
+    assert recorder.final(job.id) == []
+    assert [row["kind"] for row in await ledger_rows(service, job.id)] == ["reserve"]
+
+    lift()
+
+    failed = await recorder.wait_final(job.id)
     assert isinstance(failed, JobFailed) and failed.refunded
     assert failed.message == "Something went wrong on our side. Your credits were refunded."
-    assert ledger == ["reserve", "refund"]
-    assert isinstance(done, JobDone)
+    assert [row["kind"] for row in await ledger_rows(service, job.id)] == ["reserve", "refund"]
+    after = await service.imagine(actor(), "a blue fox", None, target())
+    assert isinstance(await recorder.wait_final(after.id), JobDone)
 
 
 async def test_cancelling_a_queued_job_stores_it_cancelled_refunds_it_and_says_so(one_slot):
