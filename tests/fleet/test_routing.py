@@ -3,7 +3,8 @@
 Three replicas whose pipeline sleeps L per image. Serve's default router compares two replicas
 drawn at random, so with two of three busy it sends a request to a busy one a third of the
 time. Requests routed at the very same moment cannot see each other's choice (Serve counts a
-request on a replica once it is sent), so these tests route one request at a time.
+request on a replica once it is sent), so these tests route one request at a time, once Serve
+knows every replica's queue.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def busy_replicas(fleet: Fleet, count: int) -> set[str]:
 
 def test_a_request_sent_while_two_replicas_are_busy_goes_to_the_idle_one(
         three_replicas: Fleet) -> None:
+    # The premise: Serve knows every replica's queue. It learns one when it sends it a request
+    # (or asks it, which under load may miss its deadline), and forgets it 10 s later.
+    answered: set[str] = set()
+    for seed in range(30):
+        answered.add(three_replicas.post("flux-schnell", {**SMALL, "seed": seed}).headers[
+            "x-imagine-replica"])
+        if len(answered) == REPLICAS:
+            break
+    assert len(answered) == REPLICAS
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(three_replicas.post, "flux-schnell", {**BUSY, "seed": 1})
         busy_replicas(three_replicas, 1)
