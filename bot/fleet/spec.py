@@ -61,6 +61,12 @@ class FleetSpec:
     app_name: str = "imagine"
     # Tests and benches shorten this; a replica reports to the board at least this often.
     heartbeat_s: float = 1.0
+    # The autoscaler's pace, Serve's defaults: load must last upscale_delay_s before a replica
+    # is added (a GPU replica takes minutes to load) and be gone downscale_delay_s before one
+    # is stopped; replicas report their queues every metrics_interval_s. Tests shorten them.
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
+    metrics_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -71,6 +77,8 @@ class FleetSpec:
             raise ValueError("gpus and cpus per replica cannot be negative")
         if self.max_batch_size < 1 or self.batch_wait_s < 0:
             raise ValueError("max_batch_size >= 1 and batch_wait_s >= 0")
+        if min(self.upscale_delay_s, self.downscale_delay_s) < 0 or self.metrics_interval_s <= 0:
+            raise ValueError("scaling delays >= 0 and metrics_interval_s > 0")
 
     @property
     def max_ongoing_requests(self) -> int:
@@ -96,6 +104,11 @@ class FleetSpec:
             "initial_replicas": self.min_replicas,
             # A replica with a full batch in flight is as busy as it should get.
             "target_ongoing_requests": self.max_batch_size,
+            "upscale_delay_s": self.upscale_delay_s,
+            "downscale_delay_s": self.downscale_delay_s,
+            "metrics_interval_s": self.metrics_interval_s,
+            # Serve's default window: the mean load over the last three reports.
+            "look_back_period_s": 3 * self.metrics_interval_s,
         }
 
 

@@ -38,8 +38,23 @@ def test_replica_bounds_autoscale_on_ongoing_requests() -> None:
     assert options["autoscaling_config"] == {
         "min_replicas": 1, "max_replicas": 4, "initial_replicas": 1,
         "target_ongoing_requests": 4,
+        "upscale_delay_s": 30.0, "downscale_delay_s": 600.0,
+        "metrics_interval_s": 10.0, "look_back_period_s": 30.0,
     }
     assert options["max_ongoing_requests"] == 8  # a batch running and the next one gathering
+
+
+def test_autoscaling_options_are_ones_serve_accepts() -> None:
+    from ray.serve.config import AutoscalingConfig
+
+    config = AutoscalingConfig(**spec(min_replicas=1, max_replicas=2).autoscaling() or {})
+
+    assert (config.upscale_delay_s, config.look_back_period_s) == (30.0, 30.0)
+
+
+def test_a_negative_scaling_delay_is_refused() -> None:
+    with pytest.raises(ValueError, match="scaling delays"):
+        spec(min_replicas=1, max_replicas=2, downscale_delay_s=-1)
 
 
 def test_the_command_line_wins_over_the_fleet_section() -> None:
