@@ -87,3 +87,14 @@ def test_a_replica_killed_mid_request_answers_503_with_a_sentence(fleet: Fleet) 
     assert answer["r"].json() == {"error": "A replica of the fleet stopped while making this "
                                            "image; send it again (another replica takes it)."}
     poll(lambda: fleet.health().status_code in (200, 503) or None, 10, "an answer to /health")
+
+
+def test_ray_replaces_a_killed_replica_with_a_new_process(fleet: Fleet) -> None:
+    before = {r["replica"]: r["pid"] for r in fleet.wait_for_replicas(2)}
+    killed = next(iter(before.values()))
+
+    os.kill(killed, signal.SIGKILL)
+
+    after = poll(lambda: found if len(found := fleet.live_replicas()) == 2 and killed not in {
+        r["pid"] for r in found} else None, 120, "two live replicas without the killed one")
+    assert len({r["pid"] for r in after} - set(before.values())) == 1
