@@ -17,13 +17,15 @@ less busy of two replicas drawn at random) in place of the fleet's least-busy on
 
 Then, for scale, Serve's own floor on this machine, none of our code, measured as the overhead
 is: hops=2 is the fleet's shape (an ingress deployment awaiting a deployment that sleeps L),
-hops=1 a single deployment that sleeps in the ingress itself.
+hops=1 a single deployment that sleeps in the ingress itself; and the machine's own floor,
+http_floor: a plain Starlette app on uvicorn in a process of its own, sleeping L, no Ray.
 
 Batching is off (--max-batch-size 1) by default: a fixed-latency pipeline sleeps L per image
 whether batched or not, so batching could only add its gathering wait. The replicas take no
 CPU or GPU reservation, so 4 fit on a 2-core machine (they sleep). Prints one line per count:
 replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z, the same after
-serve_default_router for N > 1, then serve_floor hops=H overhead_p50_ms=Y overhead_p99_ms=Z.
+serve_default_router for N > 1, then serve_floor hops=H overhead_p50_ms=Y overhead_p99_ms=Z
+and http_floor overhead_p50_ms=Y overhead_p99_ms=Z.
 
 Usage: python bench/fleet.py [--latency 0.5] [--replicas 1,2,4] [--max-batch-size 1]
        [--batch-wait-ms 20] [--no-compare-router]
@@ -126,6 +128,53 @@ def floor_apps(latency: float) -> tuple[object, object]:
     return Front.bind(Sleeper.bind()), Alone.bind()
 
 
+def serve_plain(port: int, latency: float) -> None:
+    """In a process of its own: Starlette on uvicorn answering GET / after sleeping `latency`."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    image = b"x" * 20_000
+
+    async def alone(request: Request) -> Response:
+        await asyncio.sleep(latency)
+        return Response(image, media_type="image/jpeg")
+
+    app = Starlette(routes=[Route("/", alone)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def http_floor(latency: float) -> list[float]:
+    """Each overhead in ms of a plain HTTP server on this machine, measured as serve_floor's."""
+    import multiprocessing
+
+    import httpx
+
+    port = free_port()
+    # Spawned, not forked: this process holds Ray's threads and connections.
+    server = multiprocessing.get_context("spawn").Process(target=serve_plain,
+                                                           args=(port, latency))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url, timeout=10)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        asyncio.run(drive_floor(url, "/", 3))
+        return [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, "/", 20))]
+    finally:
+        server.terminate()
+        server.join()
+
+
 def wait_for_replicas(url: str, count: int) -> None:
     import httpx
 
@@ -210,6 +259,9 @@ def main() -> None:
             floor_ms = [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, path, 20))]
             print(f"serve_floor hops={hops} overhead_p50_ms={statistics.median(floor_ms):.1f} "
                   f"overhead_p99_ms={percentile(floor_ms, 0.99):.1f}", flush=True)
+        plain_ms = http_floor(latency)
+        print(f"http_floor overhead_p50_ms={statistics.median(plain_ms):.1f} "
+              f"overhead_p99_ms={percentile(plain_ms, 0.99):.1f}", flush=True)
     finally:
         ray.shutdown()
 
