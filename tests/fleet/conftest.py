@@ -25,6 +25,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ray starts its workers at nice 15. Beside other work at normal priority (another test suite
+# on the same two cores) they get a few percent of the CPU, and Serve's 5 s readiness checks
+# then kill the HTTP proxy before it is up. Here they compete as equals.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 # The fleet extra, imported plainly: `make test` installs it, so without it these tests must
 # fail to collect, never be skipped. (Ray Serve's own models warn about pydantic at import.)
