@@ -53,17 +53,22 @@ def busy_replicas(fleet: Fleet, count: int) -> set[str]:
                 30, f"{count} busy replicas")
 
 
-def test_a_request_sent_while_two_replicas_are_busy_goes_to_the_idle_one(
-        three_replicas: Fleet) -> None:
-    # The premise: Serve knows every replica's queue. It learns one when it sends it a request
-    # (or asks it, which under load may miss its deadline), and forgets it 10 s later.
+def learn_every_replica(fleet: Fleet) -> None:
+    """Send single requests until each replica has answered one: then Serve knows every
+    replica's queue. (It learns one when it sends it a request, or asks it, which under load
+    may miss its deadline; it forgets it 10 s later.)"""
     answered: set[str] = set()
     for seed in range(30):
-        answered.add(three_replicas.post("flux-schnell", {**SMALL, "seed": seed}).headers[
+        answered.add(fleet.post("flux-schnell", {**SMALL, "seed": seed}).headers[
             "x-imagine-replica"])
         if len(answered) == REPLICAS:
-            break
-    assert len(answered) == REPLICAS
+            return
+    raise AssertionError(f"only {len(answered)} of {REPLICAS} replicas answered 30 requests")
+
+
+def test_a_request_sent_while_two_replicas_are_busy_goes_to_the_idle_one(
+        three_replicas: Fleet) -> None:
+    learn_every_replica(three_replicas)
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(three_replicas.post, "flux-schnell", {**BUSY, "seed": 1})
         busy_replicas(three_replicas, 1)
@@ -79,6 +84,32 @@ def test_a_request_sent_while_two_replicas_are_busy_goes_to_the_idle_one(
     assert [a.status_code for a in [*probes, *ends]] == [200] * 4
     assert {a.headers["x-imagine-replica"] for a in ends} == busy
     assert [p.headers["x-imagine-replica"] in busy for p in probes] == [False, False]
+
+
+def test_requests_routed_at_the_same_moment_go_to_different_replicas(
+        three_replicas: Fleet) -> None:
+    # Through a handle of this process's own, so that the three requests reach the model's
+    # router together, as a burst reaches the ingress's (HTTP spreads them by milliseconds).
+    from bot.core.catalog import Catalog
+    from bot.worker.params import parse_body
+    from bot.worker.samplers import table_for
+
+    model = serve.get_deployment_handle("flux-schnell", app_name="routing")
+    spec, table = Catalog().get("flux-schnell"), table_for("flux-schnell")
+    requests = [parse_body(spec, {**SMALL, "seed": seed}, table) for seed in range(30)]
+    answered: set[str] = set()  # the premise: this router knows every replica's queue
+    for params in requests:
+        answered.add(model.generate.remote(params).result().replica)
+        if len(answered) == REPLICAS:
+            break
+    assert len(answered) == REPLICAS
+
+    for burst in range(3):
+        sent = [model.generate.remote(params) for params in requests[:REPLICAS]]
+        answers = [response.result() for response in sent]
+
+        assert [a.status for a in answers] == [200] * REPLICAS
+        assert len({a.replica for a in answers}) == REPLICAS, burst
 
 
 def test_requests_beyond_what_the_replicas_hold_wait_inside_the_fleet(
