@@ -5,8 +5,10 @@ bot.worker.synthetic.FixedLatencyPipeline, which sleeps L per image: so every fi
 the serving layer's (HTTP proxy, ingress, validation, routing to a replica, noise, scheduler,
 JPEG encoding, batching), not a model's. For each replica count N (1, 2 and 4 by default):
 
-- overhead: N clients, one request each at a time (so an ideal router never queues), 10 x N
-  requests of one 512x512 image; overhead = client latency - L, p50 and p99.
+- overhead: N clients, one request each at a time (so an ideal router never queues), 20 x N
+  requests of one 512x512 image; overhead = client latency - L, p50 and p99; queued = how
+  many of them waited behind another request (an overhead over L / 2) while, N clients for N
+  replicas, a replica was idle.
 - throughput: 2 x N clients (a request always waiting for every replica), 24 x N requests;
   throughput_ratio = (requests / wall time) / (N / L), where N / L is the most N replicas can
   make.
@@ -23,7 +25,7 @@ http_floor: a plain Starlette app on uvicorn in a process of its own, sleeping L
 Batching is off (--max-batch-size 1) by default: a fixed-latency pipeline sleeps L per image
 whether batched or not, so batching could only add its gathering wait. The replicas take no
 CPU or GPU reservation, so 4 fit on a 2-core machine (they sleep). Prints one line per count:
-replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z, the same after
+replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z queued=Q/R, the same after
 serve_default_router for N > 1, then serve_floor hops=H overhead_p50_ms=Y overhead_p99_ms=Z
 and http_floor overhead_p50_ms=Y overhead_p99_ms=Z.
 
@@ -203,7 +205,7 @@ def measure(spec: Any, url: str, count: int, latency: float) -> tuple[float, lis
     try:
         wait_for_replicas(url, count)
         asyncio.run(drive(url, count, 2 * count))  # warm-up: imports, first scheduler
-        _, latencies = asyncio.run(drive(url, count, 10 * count))
+        _, latencies = asyncio.run(drive(url, count, 20 * count))
         requests = 24 * count
         wall, _ = asyncio.run(drive(url, 2 * count, requests))
     finally:
@@ -250,7 +252,9 @@ def main() -> None:
                 label = "" if least_busy else "serve_default_router "
                 print(f"{label}replicas={count} throughput_ratio={ratio:.3f} "
                       f"overhead_p50_ms={statistics.median(overhead_ms):.1f} "
-                      f"overhead_p99_ms={percentile(overhead_ms, 0.99):.1f}", flush=True)
+                      f"overhead_p99_ms={percentile(overhead_ms, 0.99):.1f} "
+                      f"queued={sum(ms > latency * 500 for ms in overhead_ms)}/"
+                      f"{len(overhead_ms)}", flush=True)
         two_hops, one_hop = floor_apps(latency)
         serve.run(two_hops, name="floor", route_prefix="/floor")
         serve.run(one_hop, name="floor1", route_prefix="/floor1")
