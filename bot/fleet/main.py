@@ -187,7 +187,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 def _replicas_text(options: FleetOptions) -> str:
     if options.min_replicas == options.max_replicas:
-        return f"{options.min_replicas} replicas"
+        return f"{options.min_replicas} replica{'s' if options.min_replicas > 1 else ''}"
     return f"{options.min_replicas} to {options.max_replicas} replicas"
 
 
