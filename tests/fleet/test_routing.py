@@ -2,14 +2,15 @@
 
 Three replicas whose pipeline sleeps L per image. Serve's default router compares two replicas
 drawn at random, so with two of three busy it sends a request to a busy one a third of the
-time. Requests routed at the very same moment cannot see each other's choice (Serve counts a
-request on a replica once it is sent), so these tests route one request at a time, once Serve
-knows every replica's queue.
+time. Serve counts a request on a replica once it is sent, so requests routed at the very same
+moment would not see each other's choice; the fleet's router counts its own choices until
+Serve confirms them. The tests of where a request goes first let the router learn every
+replica's queue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -53,14 +54,14 @@ def busy_replicas(fleet: Fleet, count: int) -> set[str]:
                 30, f"{count} busy replicas")
 
 
-def learn_every_replica(fleet: Fleet) -> None:
-    """Send single requests until each replica has answered one: then Serve knows every
-    replica's queue. (It learns one when it sends it a request, or asks it, which under load
-    may miss its deadline; it forgets it 10 s later.)"""
+def learn_every_replica(replica_for: Callable[[int], str]) -> None:
+    """Send single requests (replica_for(seed) sends one and names the replica that made it)
+    until each replica has answered one: then the router knows every replica's queue. (Serve
+    learns one when it sends it a request, or asks it, which under load may miss its deadline;
+    it forgets it 10 s later.)"""
     answered: set[str] = set()
     for seed in range(30):
-        answered.add(fleet.post("flux-schnell", {**SMALL, "seed": seed}).headers[
-            "x-imagine-replica"])
+        answered.add(replica_for(seed))
         if len(answered) == REPLICAS:
             return
     raise AssertionError(f"only {len(answered)} of {REPLICAS} replicas answered 30 requests")
@@ -68,7 +69,8 @@ def learn_every_replica(fleet: Fleet) -> None:
 
 def test_a_request_sent_while_two_replicas_are_busy_goes_to_the_idle_one(
         three_replicas: Fleet) -> None:
-    learn_every_replica(three_replicas)
+    learn_every_replica(lambda seed: three_replicas.post(
+        "flux-schnell", {**SMALL, "seed": seed}).headers["x-imagine-replica"])
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(three_replicas.post, "flux-schnell", {**BUSY, "seed": 1})
         busy_replicas(three_replicas, 1)
@@ -97,12 +99,7 @@ def test_requests_routed_at_the_same_moment_go_to_different_replicas(
     model = serve.get_deployment_handle("flux-schnell", app_name="routing")
     spec, table = Catalog().get("flux-schnell"), table_for("flux-schnell")
     requests = [parse_body(spec, {**SMALL, "seed": seed}, table) for seed in range(30)]
-    answered: set[str] = set()  # the premise: this router knows every replica's queue
-    for params in requests:
-        answered.add(model.generate.remote(params).result().replica)
-        if len(answered) == REPLICAS:
-            break
-    assert len(answered) == REPLICAS
+    learn_every_replica(lambda seed: model.generate.remote(requests[seed]).result().replica)
 
     for burst in range(3):
         sent = [model.generate.remote(params) for params in requests[:REPLICAS]]
