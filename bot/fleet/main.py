@@ -168,14 +168,17 @@ def run_fleet(args: argparse.Namespace) -> int:
     # the deployment stops the fleet cleanly as soon as serve.run returns.
     stop = _stop_on_signals()
     try:
+        joined = serve_is_running()  # then Serve keeps the HTTP address it was started with
         serve.start(http_options={"host": options.host, "port": options.port})
         serve.run(build_app(spec, api_key), name=APP_NAME, route_prefix="/")
     except Exception as exc:  # a deployment that cannot start: one line, never a traceback
         ray.shutdown()
         return _fail(f"the fleet did not start: {_first_line(exc)}", code=1)
-    print(f"imagine-bot fleet: serving {', '.join(sources)} at http://{options.host}:"
-          f"{options.port} ({_replicas_text(options)} per model); Ctrl-C stops it",
-          file=sys.stderr)
+    where = (f"at http://{options.host}:{options.port}" if not joined else
+             "at the address of the Serve already running on this cluster (--host and --port "
+             "apply only to a Serve this command starts)")
+    print(f"imagine-bot fleet: serving {', '.join(sources)} {where} "
+          f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
     stop.wait()
     print("imagine-bot fleet: stopping", file=sys.stderr)
     serve.delete(APP_NAME)
@@ -183,6 +186,13 @@ def run_fleet(args: argparse.Namespace) -> int:
         serve.shutdown()
     ray.shutdown()
     return 0
+
+
+def serve_is_running() -> bool:
+    """Whether Ray Serve already runs on the connected cluster (its proxies are up)."""
+    from ray import serve
+
+    return bool(serve.status().proxies)
 
 
 def _replicas_text(options: FleetOptions) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fleet.support import API_KEY, SMALL, free_port, poll
+from tests.fleet.support import API_KEY, SMALL, Fleet, free_port, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +68,10 @@ def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
     assert "Traceback" not in stderr
     with pytest.raises(httpx.TransportError):  # its Ray, and so its proxy, went with it
         httpx.get(f"{url}/health", timeout=5)
+
+
+def test_a_cluster_where_serve_already_runs_is_recognised(fleet: Fleet) -> None:
+    # The command then says its URL is that Serve's, not --host and --port (docs/fleet.md).
+    from bot.fleet.main import serve_is_running
+
+    assert serve_is_running()
