@@ -89,7 +89,7 @@ def info_fields(job: Job, variation: str = "") -> list[tuple[str, str]]:
         ("Seed", _seeds(job) + _from(job, "seed")),
         ("Images", str(r.samples) + _from(job, "samples")),
         ("Format", f"{r.image_format}, quality {r.image_quality}" + _from(job, "image_format")),
-        ("Cost", f"{job.cost} credits"),
+        ("Cost", credits_text(job.cost)),
         ("State", job.state.value),
         ("Created", _when(job.created_at)),
     ]

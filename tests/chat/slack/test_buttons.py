@@ -97,7 +97,7 @@ async def test_info_shows_every_parameter_to_the_clicker_only(bot, slack):
     text = await whisper(slack, BOB)
 
     for line in (f"*Job:* {job.id}", "*Prompt:* a red fox", "*Model:* flux-schnell",
-                 "*Seed:* 42", "*Size:* 1024×1024 (1:1)", "*Steps:* 4", "*Cost:* 1 credits",
+                 "*Seed:* 42", "*Size:* 1024×1024 (1:1)", "*Steps:* 4", "*Cost:* 1 credit",
                  "*Backend:* segmind"):
         assert line in text
     assert slack.calls_to("chat.postEphemeral")[0]["channel"] == CHANNEL
