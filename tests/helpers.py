@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,16 @@ from bot.core.jobs import Actor, JobDone, JobEvent, JobFailed, ReplyTarget
 from bot.core.service import ImagineService
 
 TEST_PLATFORM = "test"
+
+
+# Every setting and token of the bot comes from variables with these prefixes.
+SETTINGS_PREFIXES = ("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_")
+
+
+def env_without_settings() -> dict[str, str]:
+    """This process's environment less every setting and token of the bot: a child process
+    of a test starts from the settings the test gives it, and nothing else."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_PREFIXES)}
 
 
 def actor(user: str = "alice", workspace: str | None = "team1", **kw: Any) -> Actor:

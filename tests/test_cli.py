@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from PIL import Image
 
 from tests.conftest import SEGMIND_KEY
+from tests.helpers import env_without_settings
 
 
 async def run_cli(*args: str, env: dict[str, str], stdin: bytes | None = None,
@@ -25,8 +25,7 @@ async def run_cli(*args: str, env: dict[str, str], stdin: bytes | None = None,
 
 
 def cli_env(data: Path, segmind_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_"))}
+    env = env_without_settings()
     env["IMAGINE_STORAGE__PATH"] = str(data)
     env["IMAGINE_CONFIG"] = str(data / "absent.toml")
     env["IMAGINE_METRICS__PORT"] = "0"  # tests run side by side; the ops tests pick a port

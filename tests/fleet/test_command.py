@@ -6,7 +6,6 @@ single GPU machine: the tiny Flux, one replica on no CPU reservation, behind the
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,13 +15,14 @@ import httpx
 import pytest
 
 from tests.fleet.support import API_KEY, SMALL, Fleet, free_port, poll
+from tests.helpers import env_without_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def fleet_env(tmp_path: Path) -> dict[str, str]:
     """This process's environment, less the bot's settings, with the fleet's key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "SEGMIND_"))}
+    env = env_without_settings()
     env.update({"IMAGINE_CONFIG": str(tmp_path / "absent.toml"),
                 "IMAGINE_WORKER_API_KEY": API_KEY})
     return env

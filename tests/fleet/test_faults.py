@@ -20,6 +20,7 @@ import pytest
 
 from tests.fleet.conftest import KILLS_A_REPLICA
 from tests.fleet.support import API_KEY, SLOW, Fleet, poll
+from tests.helpers import env_without_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.kills_a_replica
@@ -28,8 +29,7 @@ assert KILLS_A_REPLICA == "kills_a_replica"
 
 def bot_env(data: Path, fleet: Fleet) -> dict[str, str]:
     """A bot process pointed at the fleet alone, with quick retries."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_"))}
+    env = env_without_settings()
     env.update({
         "IMAGINE_CONFIG": str(data / "absent.toml"),
         "IMAGINE_STORAGE__PATH": str(data),

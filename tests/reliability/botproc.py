@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
+from tests.helpers import env_without_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DISCORD_READY = "discord connected as"
@@ -39,8 +40,7 @@ def bot_env(
     secrets: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of a bot process: our data folder, the fakes' URLs and their tokens."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_"))}
+    env = env_without_settings()
     env["IMAGINE_STORAGE__PATH"] = str(data_dir)
     env["IMAGINE_CONFIG"] = str(data_dir / "absent.toml")
     env["IMAGINE_DISPATCH__BACKOFF_BASE_S"] = "0.05"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from bot.chat.console import ConsoleChat
 from tests.conftest import SEGMIND_KEY
 from tests.fakes.discord import FakeDiscord, FakeUser
 from tests.fakes.slack import FakeSlack
+from tests.helpers import env_without_settings
 from tests.reliability.books import rows
 from tests.reliability.conftest import SLACK_MEMBER
 from tests.reliability.hostile import (
@@ -407,11 +407,10 @@ async def test_console_an_unbalanced_quote_in_an_admin_command_gets_a_sentence(c
 
 
 def cli_env(data: Path, segmind_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_"))}
-    return env | {"IMAGINE_STORAGE__PATH": str(data), "IMAGINE_CONFIG": str(data / "none.toml"),
-                  "IMAGINE_METRICS__PORT": "0",
-                  "IMAGINE_SEGMIND__BASE_URL": segmind_url, "SEGMIND_API_KEY": SEGMIND_KEY}
+    return env_without_settings() | {
+        "IMAGINE_STORAGE__PATH": str(data), "IMAGINE_CONFIG": str(data / "none.toml"),
+        "IMAGINE_METRICS__PORT": "0",
+        "IMAGINE_SEGMIND__BASE_URL": segmind_url, "SEGMIND_API_KEY": SEGMIND_KEY}
 
 
 async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import env_without_settings
 from tests.worker.support import Served, image_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def bot_env(data: Path, worker_url: str) -> dict[str, str]:
     """The environment of a bot that knows only the worker (no Segmind, no chat tokens)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGINE_", "SEGMIND_", "DISCORD_", "SLACK_"))}
+    env = env_without_settings()
     env.update({
         "IMAGINE_STORAGE__PATH": str(data),
         "IMAGINE_CONFIG": str(data / "absent.toml"),
