@@ -52,6 +52,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 API_KEY = "bench-fleet-key"
 BODY = {"prompt": "a lighthouse", "width": 512, "height": 512, "steps": 1}
+FLOOR_IMAGE = b"x" * 20_000  # what the floors answer: about a small JPEG
 
 
 def free_port() -> int:
@@ -105,13 +106,11 @@ def floor_apps(latency: float) -> tuple[object, object]:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    image = b"x" * 20_000  # about a small JPEG
-
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     class Sleeper:
         async def make(self) -> bytes:
             await asyncio.sleep(latency)
-            return image
+            return FLOOR_IMAGE
 
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     class Front:
@@ -125,7 +124,7 @@ def floor_apps(latency: float) -> tuple[object, object]:
     class Alone:
         async def __call__(self, request: Request) -> Response:
             await asyncio.sleep(latency)
-            return Response(image, media_type="image/jpeg")
+            return Response(FLOOR_IMAGE, media_type="image/jpeg")
 
     return Front.bind(Sleeper.bind()), Alone.bind()
 
@@ -138,11 +137,9 @@ def serve_plain(port: int, latency: float) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    image = b"x" * 20_000
-
     async def alone(request: Request) -> Response:
         await asyncio.sleep(latency)
-        return Response(image, media_type="image/jpeg")
+        return Response(FLOOR_IMAGE, media_type="image/jpeg")
 
     app = Starlette(routes=[Route("/", alone)])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
