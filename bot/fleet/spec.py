@@ -67,6 +67,9 @@ class FleetSpec:
     upscale_delay_s: float = 30.0
     downscale_delay_s: float = 600.0
     metrics_interval_s: float = 10.0
+    # How often Serve checks each replica (Serve's default); a replica whose process died is
+    # found at the next check and replaced. Tests shorten it.
+    health_check_period_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -79,6 +82,8 @@ class FleetSpec:
             raise ValueError("max_batch_size >= 1 and batch_wait_s >= 0")
         if min(self.upscale_delay_s, self.downscale_delay_s) < 0 or self.metrics_interval_s <= 0:
             raise ValueError("scaling delays >= 0 and metrics_interval_s > 0")
+        if self.health_check_period_s <= 0:
+            raise ValueError("health_check_period_s > 0")
 
     @property
     def max_ongoing_requests(self) -> int:

@@ -96,6 +96,7 @@ def fleet(flux_dir: Path) -> Iterator[Fleet]:
         loader=SourceLoader((("flux-schnell", resolve_source("flux-schnell", str(flux_dir))),)),
         min_replicas=2, max_replicas=2, gpus_per_replica=0, cpus_per_replica=1,
         batch_wait_s=BATCH_WAIT_S, heartbeat_s=0.2,
+        health_check_period_s=1,  # a killed replica is found and replaced in seconds
     )
     try:
         serve.run(build_app(spec, API_KEY), name="imagine", route_prefix="/")

@@ -52,6 +52,16 @@ def test_autoscaling_options_are_ones_serve_accepts() -> None:
     assert (config.upscale_delay_s, config.look_back_period_s) == (30.0, 30.0)
 
 
+def test_serve_checks_each_replica_as_often_as_the_spec_says() -> None:
+    assert deployment_options(spec())["health_check_period_s"] == 10.0  # Serve's default
+    assert deployment_options(spec(health_check_period_s=1))["health_check_period_s"] == 1
+
+
+def test_a_health_check_period_of_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="health_check_period_s"):
+        spec(health_check_period_s=0)
+
+
 def test_a_negative_scaling_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="scaling delays"):
         spec(min_replicas=1, max_replicas=2, downscale_delay_s=-1)
