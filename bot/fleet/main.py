@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -159,11 +160,15 @@ def run_fleet(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _fail(str(exc))
+    unreachable = cluster_unreachable(options.address)
+    if unreachable:  # Ray itself would retry for minutes before saying so
+        return _fail(f"could not reach the Ray cluster at {options.address}: {unreachable}")
     configure_logging("bot.fleet", "fleet")  # Ray logs its own lines at WARNING
     try:
         ray.init(address=options.address or None, logging_level=logging.WARNING)
-    except Exception as exc:  # a bad address, a cluster that is down: one line
-        return _fail(f"could not reach the Ray cluster at {options.address}: {_first_line(exc)}")
+    except Exception as exc:  # a cluster that refuses us, or is not Ray: one line
+        return _fail(f"could not join the Ray cluster at {options.address}: {_first_line(exc)}"
+                     f"{_auth_hint(options.address)}")
     # Ours replace the handler ray.init installed (which exits on the spot): a signal during
     # the deployment stops the fleet cleanly as soon as serve.run returns.
     stop = _stop_on_signals()
@@ -186,6 +191,28 @@ def run_fleet(args: argparse.Namespace) -> int:
         serve.shutdown()
     ray.shutdown()
     return 0
+
+
+def cluster_unreachable(address: str) -> str | None:
+    """Why nothing answers at a HOST:PORT or ray://HOST:PORT address, or None when something
+    does (or the address is empty or `auto`, which Ray resolves on this machine)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            return None
+    except OSError as exc:
+        return (f"nothing answers there ({exc.strerror or type(exc).__name__}); is `ray start "
+                "--head` running on that machine, with that port?")
+
+
+def _auth_hint(address: str) -> str:
+    """What to try when joining failed: Ray asks for its token only when told to."""
+    if os.environ.get("RAY_AUTH_MODE") or address in ("", "auto"):
+        return ""
+    return (" (a cluster that uses Ray's token authentication needs RAY_AUTH_MODE=token and its "
+            "token in RAY_AUTH_TOKEN or ~/.ray/auth_token; see docs/fleet.md)")
 
 
 def serve_is_running() -> bool:

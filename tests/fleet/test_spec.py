@@ -9,9 +9,10 @@ import pytest
 
 from bot.cli import main
 from bot.config import FleetSettings
-from bot.fleet.main import add_fleet_arguments, fleet_options
+from bot.fleet.main import add_fleet_arguments, cluster_unreachable, fleet_options
 from bot.fleet.replica import deployment_options
 from bot.fleet.spec import FleetSpec, SourceLoader
+from tests.fleet.support import free_port
 
 
 def args(*argv: str) -> argparse.Namespace:
@@ -111,3 +112,23 @@ def test_listening_beyond_loopback_without_a_key_is_refused(
 
     assert code == 2
     assert "without IMAGINE_WORKER_API_KEY" in capsys.readouterr().err
+
+
+def test_an_address_where_nothing_listens_is_one_line_and_exit_2_at_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, flux_dir: Path
+) -> None:
+    monkeypatch.setenv("IMAGINE_CONFIG", "/nonexistent/config.toml")
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+
+    code = main(["fleet", "--model", f"flux-schnell={flux_dir}", "--address", address])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"imagine-bot fleet: could not reach the Ray cluster at {address}: "
+                          "nothing answers there")
+    assert err.count("\n") == 1
+
+
+def test_an_address_ray_resolves_on_this_machine_is_left_to_ray() -> None:
+    assert cluster_unreachable("auto") is None
+    assert cluster_unreachable("") is None
