@@ -165,7 +165,9 @@ def run_fleet(args: argparse.Namespace) -> int:
         return _fail(f"could not reach the Ray cluster at {options.address}: {unreachable}")
     configure_logging("bot.fleet", "fleet")  # Ray logs its own lines at WARNING
     try:
-        ray.init(address=options.address or None, logging_level=logging.WARNING)
+        # "local": a Ray of its own even where RAY_ADDRESS or an earlier `ray start` on this
+        # machine would make ray.init join that cluster (and the stop would end its Serve).
+        ray.init(address=options.address or "local", logging_level=logging.WARNING)
     except Exception as exc:  # a cluster that refuses us, or is not Ray: one line
         return _fail(f"could not join the Ray cluster at {options.address}: {_first_line(exc)}"
                      f"{_auth_hint(options.address)}")

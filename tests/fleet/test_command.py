@@ -1,9 +1,10 @@
 """`imagine-bot fleet` as a process: on a Ray of its own, or joining a cluster; SIGTERM stops it.
 
 Both runs serve the tiny Flux with one replica on no CPU reservation, behind the API key. The
-first starts a local Ray of its own (no --address), as on a single GPU machine, beside the
-session's Ray. The second joins a cluster made as docs/fleet.md says (`ray start --head`, with
-Ray's token authentication), in a temp dir of its own so that nothing else finds it.
+module starts one cluster as docs/fleet.md says (`ray start --head`, with Ray's token
+authentication), in a temp dir of its own so that nothing else finds it. The first run starts
+a local Ray of its own (no --address), as on a single GPU machine, even with RAY_ADDRESS naming
+that cluster; the second joins the cluster with --address.
 """
 
 from __future__ import annotations
@@ -77,21 +78,6 @@ def serve_until_sigterm(flux_dir: Path, env: dict[str, str], *options: str) -> C
     return CommandRun(url, image, command.returncode, stderr)
 
 
-def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
-    flux_dir: Path, tmp_path: Path
-) -> None:
-    run = serve_until_sigterm(flux_dir, fleet_env(tmp_path))
-
-    assert run.image.status_code == 200
-    assert run.image.headers["x-seeds"] == "3"
-    assert run.returncode == 0, run.stderr
-    assert f"serving flux-schnell at {run.url} (1 replica per model)" in run.stderr
-    assert "imagine-bot fleet: stopping" in run.stderr
-    assert "Traceback" not in run.stderr
-    with pytest.raises(httpx.TransportError):  # its Ray, and so its proxy, went with it
-        httpx.get(f"{run.url}/health", timeout=5)
-
-
 @dataclass(frozen=True)
 class Cluster:
     """A running `ray start --head --block`: its process, GCS address and token settings."""
@@ -101,14 +87,14 @@ class Cluster:
     auth: dict[str, str]
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A one-machine cluster as docs/fleet.md starts one, with Ray's token authentication."""
     port = free_port()
     # Ray's sockets live under the temp dir, and a socket's path must stay short.
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    log = tmp_path / "ray-start.log"
+    log = tmp_path_factory.mktemp("cluster") / "ray-start.log"
     with log.open("w") as out:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
@@ -133,6 +119,23 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         finally:
             process.kill()
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
+    flux_dir: Path, tmp_path: Path, cluster: Cluster
+) -> None:
+    # RAY_ADDRESS names a running cluster: without --address the command must not join it.
+    run = serve_until_sigterm(flux_dir, fleet_env(tmp_path, RAY_ADDRESS=cluster.address))
+
+    assert run.image.status_code == 200
+    assert run.image.headers["x-seeds"] == "3"
+    assert run.returncode == 0, run.stderr
+    assert f"serving flux-schnell at {run.url} (1 replica per model)" in run.stderr
+    assert "imagine-bot fleet: stopping" in run.stderr
+    assert "Traceback" not in run.stderr
+    with pytest.raises(httpx.TransportError):  # its Ray, and so its proxy, went with it
+        httpx.get(f"{run.url}/health", timeout=5)
+    assert cluster.process.poll() is None
 
 
 def test_the_fleet_command_joins_a_cluster_and_on_sigterm_leaves_it_running(
