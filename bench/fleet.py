@@ -228,7 +228,8 @@ def main() -> None:
     from bot.fleet.spec import FleetSpec
     from bot.worker.synthetic import FixedLatencyLoader
 
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     serve.start(http_options={"host": "127.0.0.1", "port": port})

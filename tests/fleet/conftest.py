@@ -87,7 +87,8 @@ def fleet(flux_dir: Path) -> Iterator[Fleet]:
     from bot.fleet.spec import FleetSpec, SourceLoader
     from bot.worker.sources import resolve_source
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    # "local": a Ray of the tests' own, whatever RAY_ADDRESS or a `ray start` here would join.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
