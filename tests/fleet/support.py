@@ -41,10 +41,15 @@ class Fleet:
         return poll(lambda: (found if len(found := self.live_replicas()) == count else None),
                     seconds, f"{count} live replicas")
 
+    def busy_replicas(self, count: int, seconds: float = 60) -> list[dict[str, Any]]:
+        """Poll /health until exactly `count` replicas hold a request; their entries."""
+        return poll(lambda: busy if len(busy := [r for r in self.live_replicas()
+                                                 if r["ongoing"] > 0]) == count else None,
+                    seconds, f"{count} busy replicas")
+
     def busy_replica(self, seconds: float = 60) -> dict[str, Any]:
-        """Poll /health until a replica holds a request; that replica's entry."""
-        return poll(lambda: next((r for r in self.live_replicas() if r["ongoing"] > 0), None),
-                    seconds, "a busy replica")
+        """Poll /health until one replica holds a request; that replica's entry."""
+        return self.busy_replicas(1, seconds)[0]
 
 
 def poll(probe: Callable[[], T | None], seconds: float, what: str, every_s: float = 0.05) -> T:

@@ -47,13 +47,6 @@ def three_replicas(fleet: Fleet) -> Iterator[Fleet]:
         serve.delete("routing")
 
 
-def busy_replicas(fleet: Fleet, count: int) -> set[str]:
-    """Poll /health until `count` replicas hold a request; their names."""
-    return poll(lambda: names if len(names := {r["replica"] for r in fleet.live_replicas()
-                                               if r["ongoing"] > 0}) == count else None,
-                30, f"{count} busy replicas")
-
-
 def learn_every_replica(replica_for: Callable[[int], str]) -> None:
     """Send single requests (replica_for(seed) sends one and names the replica that made it)
     until each replica has answered one: then the router knows every replica's queue. (Serve
@@ -73,9 +66,10 @@ def test_a_request_sent_while_two_replicas_are_busy_goes_to_the_idle_one(
         "flux-schnell", {**SMALL, "seed": seed}).headers["x-imagine-replica"])
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(three_replicas.post, "flux-schnell", {**BUSY, "seed": 1})
-        busy_replicas(three_replicas, 1)
+        three_replicas.busy_replicas(1, 30)
         second = pool.submit(three_replicas.post, "flux-schnell", {**BUSY, "seed": 2})
-        busy = busy_replicas(three_replicas, 2)  # the second went to an idle replica too
+        # The second went to an idle replica too.
+        busy = {r["replica"] for r in three_replicas.busy_replicas(2, 30)}
 
         probes = [three_replicas.post("flux-schnell", {**SMALL, "seed": 10 + i})
                   for i in range(2)]
