@@ -170,7 +170,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         ray.init(address=options.address or "local", logging_level=logging.WARNING)
     except Exception as exc:  # a cluster that refuses us, or is not Ray: one line
         return _fail(f"could not join the Ray cluster at {options.address}: {_first_line(exc)}"
-                     f"{_auth_hint(options.address)}")
+                     f"{auth_hint(options.address)}")
     # Ours replace the handler ray.init installed (which exits on the spot): a signal during
     # the deployment stops the fleet cleanly as soon as serve.run returns.
     stop = _stop_on_signals()
@@ -209,8 +209,9 @@ def cluster_unreachable(address: str) -> str | None:
                 "--head` running on that machine, with that port?")
 
 
-def _auth_hint(address: str) -> str:
-    """What to try when joining failed: Ray asks for its token only when told to."""
+def auth_hint(address: str) -> str:
+    """What to try when joining `address` failed: Ray sends its token to an address given
+    explicitly only with RAY_AUTH_MODE=token ("auto" finds the local token by itself)."""
     if os.environ.get("RAY_AUTH_MODE") or address in ("", "auto"):
         return ""
     return (" (a cluster that uses Ray's token authentication needs RAY_AUTH_MODE=token and its "

@@ -9,7 +9,12 @@ import pytest
 
 from bot.cli import main
 from bot.config import FleetSettings
-from bot.fleet.main import add_fleet_arguments, cluster_unreachable, fleet_options
+from bot.fleet.main import (
+    add_fleet_arguments,
+    auth_hint,
+    cluster_unreachable,
+    fleet_options,
+)
 from bot.fleet.replica import deployment_options
 from bot.fleet.spec import FleetSpec, SourceLoader
 from tests.fleet.support import free_port
@@ -132,3 +137,20 @@ def test_an_address_where_nothing_listens_is_one_line_and_exit_2_at_once(
 def test_an_address_ray_resolves_on_this_machine_is_left_to_ray() -> None:
     assert cluster_unreachable("auto") is None
     assert cluster_unreachable("") is None
+
+
+def test_a_failed_join_by_address_suggests_rays_token_when_none_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+
+    assert "RAY_AUTH_MODE=token" in auth_hint("10.0.0.5:6379")
+    assert auth_hint("auto") == ""  # Ray finds the local token by itself there
+
+
+def test_a_failed_join_with_the_token_asked_for_suggests_nothing_more(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+
+    assert auth_hint("10.0.0.5:6379") == ""
