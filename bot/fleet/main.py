@@ -188,6 +188,8 @@ def run_fleet(args: argparse.Namespace) -> int:
           f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
     stop.wait()
     print("imagine-bot fleet: stopping", file=sys.stderr)
+    # Deleted first, while the proxies still run: requests in flight get their answers as the
+    # replicas drain. serve.shutdown stops the proxies with everything else.
     serve.delete(APP_NAME)
     if not options.address:
         serve.shutdown()
