@@ -43,7 +43,7 @@ from bot.core.catalog import Catalog
 from bot.fleet.board import BOARD_NAMESPACE, MISSED_HEARTBEATS, FleetBoard, board_name
 from bot.fleet.replica import ModelReplica, ReplicaAnswer, deployment_options
 from bot.fleet.spec import FleetSpec
-from bot.worker.app import error, guarded, http_error, image_answer, read_json_body
+from bot.worker.contract import error, guarded, http_error, image_answer, read_json_body
 from bot.worker.params import parse_body
 from bot.worker.samplers import table_for
 
@@ -67,10 +67,10 @@ class FleetIngress:
 
     # Ray actors (and so Serve replicas) may construct asynchronously; type checkers object.
     async def __init__(  # type: ignore[misc]
-        self, replicas: Mapping[str, Any], spec: FleetSpec, api_key: str | None
+        self, replicas: Mapping[str, Any], heartbeat_s: float, api_key: str | None
     ) -> None:
         self.replicas = dict(replicas)  # model -> DeploymentHandle
-        self.spec = spec
+        self.heartbeat_s = heartbeat_s
         self.api_key = api_key or None
         self.catalog = Catalog()
         self.tables = {model: table_for(model) for model in self.replicas}
@@ -131,7 +131,7 @@ class FleetIngress:
 
     async def health(self, request: Request) -> Response:
         """GET /health: the worker's answer for the whole fleet, from the replicas' reports."""
-        reports = await self.board.snapshot.remote(MISSED_HEARTBEATS * self.spec.heartbeat_s)
+        reports = await self.board.snapshot.remote(MISSED_HEARTBEATS * self.heartbeat_s)
         live = {model: [r for r in reports if r.model == model] for model in self.replicas}
         models = sorted(model for model, found in live.items() if found)
         if not models:
@@ -168,9 +168,10 @@ def build_app(spec: FleetSpec, api_key: str | None = None) -> Any:
         for model in spec.models
     }
     # One ingress replica: it is light (validation and routing only) and, being the only one,
-    # it sees the whole fleet's queue for /health.
+    # it sees the whole fleet's queue for /health. It never gets the spec's loader, so its
+    # process imports no torch.
     ingress = serve.deployment(
         name="ingress", num_replicas=1, ray_actor_options={"num_cpus": 0},
         max_ongoing_requests=spec.ingress_max_ongoing_requests,
     )(serve.ingress()(FleetIngress))
-    return ingress.bind(replicas, spec, api_key)
+    return ingress.bind(replicas, spec.heartbeat_s, api_key)

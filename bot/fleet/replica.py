@@ -25,9 +25,8 @@ from ray import serve
 from bot.fleet.board import BOARD_NAMESPACE, ReplicaReport, board_name
 from bot.fleet.routing import LeastBusyRouter
 from bot.fleet.spec import FleetSpec, images_in
-from bot.worker.app import encode_images
-from bot.worker.params import GenerationParams
-from bot.worker.pipelines import OutOfMemory, batch_key
+from bot.worker.contract import OutOfMemory, encode_images
+from bot.worker.params import GenerationParams, batch_key
 
 log = logging.getLogger("bot.fleet")
 

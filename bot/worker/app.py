@@ -10,16 +10,13 @@ Errors are JSON {"error": "<one sentence>"} with Segmind's status codes: 400 a b
 (the sentence says what is allowed), 401 a missing or wrong x-api-key, 404 a model this worker
 does not serve, 405 a wrong method, 413 a body over 256 KiB, 500 a failure inside the worker,
 503 out of memory (the worker keeps serving). A client that disconnects cancels its job at
-the next step.
+the next step. The answers and the error sentences are built in bot/worker/contract.py, which
+the fleet's ingress shares.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
-import io
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -33,25 +30,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.core.backend import CONTENT_TYPES
 from bot.worker import metrics
-from bot.worker.params import GenerationParams, ParamError, parse_body
-from bot.worker.pipelines import Engine, GenerationCancelled, OutOfMemory
+from bot.worker.contract import (
+    encode_images,
+    error,
+    guarded,
+    http_error,
+    image_answer,
+    read_json_body,
+)
+from bot.worker.params import GenerationParams, parse_body
+from bot.worker.pipelines import Engine
 from bot.worker.queue import GenerationQueue, WorkItem
 
 log = logging.getLogger("bot.worker")
-
-API_KEY_HEADER = "x-api-key"
-MAX_BODY_BYTES = 256 * 1024
-
-
-class BodyTooLarge(Exception):
-    """A request body over MAX_BODY_BYTES (HTTP 413)."""
-
-
-def error(status: int, sentence: str) -> JSONResponse:
-    """A JSON error body in the contract's shape."""
-    return JSONResponse({"error": sentence}, status_code=status)
 
 
 class WorkerApp:
@@ -158,57 +150,9 @@ class WorkerApp:
         return guarded(handler, self.api_key)
 
 
-def guarded(
-    handler: Callable[[Request], Awaitable[Response]], api_key: str | None
-) -> Callable[[Request], Awaitable[Response]]:
-    """The handler behind the API key check, its errors turned into the contract's answers.
-
-    Shared with the Ray Serve fleet (bot.fleet.app), so both answer alike."""
-
-    async def endpoint(request: Request) -> Response:
-        if api_key is not None and not _key_matches(request, api_key):
-            return error(401, "Missing or invalid API key: send it in the x-api-key header.")
-        try:
-            return await handler(request)
-        except ParamError as exc:
-            return error(400, str(exc))
-        except BodyTooLarge:
-            return error(413, f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
-        except OutOfMemory as exc:
-            return error(503, str(exc))
-        except GenerationCancelled:
-            return Response(status_code=499)
-        except Exception:
-            log.exception("request to %s failed", request.url.path)
-            return error(500, "The worker failed while generating; its log has the details.")
-
-    return endpoint
-
-
 def create_app(engine: Engine, api_key: str | None = None) -> Starlette:
     """The worker's ASGI app around a loaded Engine; api_key (if set) guards every route."""
     return WorkerApp(engine, api_key).build()
-
-
-def _key_matches(request: Request, api_key: str) -> bool:
-    given = request.headers.get(API_KEY_HEADER, "")
-    return hmac.compare_digest(given.encode("utf-8"), api_key.encode("utf-8"))
-
-
-async def read_json_body(request: Request) -> Any:
-    """The decoded JSON body, read with a size cap (a ParamError or BodyTooLarge otherwise)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise BodyTooLarge
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ParamError("The body must be JSON (Content-Type: application/json).") from None
 
 
 async def _unless_disconnected(
@@ -236,42 +180,3 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-def encode_images(images: list[Image.Image], params: GenerationParams) -> list[bytes]:
-    """Each image in the request's format and quality."""
-    return [_encode(image, params.image_format, params.image_quality) for image in images]
-
-
-def _encode(image: Image.Image, image_format: str, quality: int) -> bytes:
-    out = io.BytesIO()
-    if image_format == "png":
-        image.save(out, format="PNG")
-    else:
-        image.convert("RGB").save(out, format=image_format.upper(), quality=max(1, quality))
-    return out.getvalue()
-
-
-def image_answer(
-    encoded: list[bytes], params: GenerationParams, extra_headers: dict[str, str] | None = None
-) -> Response:
-    """The 200 answer: the first image's bytes, or every image as base64 JSON when asked."""
-    content_type = CONTENT_TYPES[params.image_format]
-    seeds = ",".join(str(s) for s in params.seeds())
-    headers = {"x-seeds": seeds, "x-scheduler": params.scheduler_text(), **(extra_headers or {})}
-    if params.base64:
-        texts = [base64.b64encode(data).decode("ascii") for data in encoded]
-        return JSONResponse(
-            {"image": texts[0], "images": texts, "content_type": content_type,
-             "seeds": params.seeds()},
-            headers=headers,
-        )
-    return Response(encoded[0], media_type=content_type, headers=headers)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 and 405 in the contract's JSON shape."""
-    assert isinstance(exc, HTTPException)
-    sentences = {
-        404: f"Nothing at {request.url.path[:60]}: POST /v1/{{model}} or GET /health.",
-        405: f"{request.method} is not allowed on {request.url.path[:60]}.",
-    }
-    return error(exc.status_code, sentences.get(exc.status_code, str(exc.detail)))

@@ -10,12 +10,13 @@ error sentence names the field, the value and what is allowed. No torch import h
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.core.catalog import IMAGE_FORMATS, MAX_PROMPT_CHARS, SEED_MAX, ModelSpec, Range
 from bot.core.errors import RequestError
-from bot.worker.samplers import SamplerError, SamplerTable, resolve
+from bot.worker.samplers import STOCHASTIC_SAMPLERS, SamplerError, SamplerTable, resolve
 
 # Segmind's documented default seeds (its API pages); the bot always sends its own.
 DEFAULT_SEEDS: dict[str, int] = {"flux-schnell": 123456789, "chroma": 123456789, "kolors": 441234134}
@@ -234,3 +235,15 @@ def _number(name: str, value: Any, bounds: Range, kind: type) -> float:
     if value not in bounds:
         raise RequestError(name, value, f"{whole} from {bounds.text()}")
     return float(value) if kind is float else int(value)
+
+
+def batch_key(params: GenerationParams) -> Hashable | None:
+    """What requests must share to run as one pipeline call; None: never batched.
+
+    A stochastic sampler draws fresh noise each step from one generator for the whole call, so
+    a batched image would not be the one its seed gives alone: those run on their own."""
+    if params.sampler in STOCHASTIC_SAMPLERS:
+        return None
+    return (params.model, params.width, params.height, params.steps, params.cfg,
+            params.scheduler_class, params.scheduler_overrides,
+            params.negative_prompt is None)

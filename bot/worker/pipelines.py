@@ -17,7 +17,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,9 +25,10 @@ import torch
 from PIL import Image
 
 from bot.core.catalog import Catalog
+from bot.worker.contract import GenerationCancelled, OutOfMemory
 from bot.worker.noise import starting_noise
-from bot.worker.params import GenerationParams, parse_body
-from bot.worker.samplers import FLOW_MODELS, STOCHASTIC_SAMPLERS, table_for
+from bot.worker.params import GenerationParams, batch_key, parse_body
+from bot.worker.samplers import FLOW_MODELS, table_for
 from bot.worker.sources import ModelSource, SourceError
 
 log = logging.getLogger("bot.worker")
@@ -36,26 +37,6 @@ MAX_SEQUENCE_LENGTH = {"flux-schnell": 256, "chroma": 512, "kolors": 256}
 
 # One image of a pipeline call: the request it belongs to, its seed and its variation seed.
 _Row = tuple[GenerationParams, int, int | None]
-
-
-def batch_key(params: GenerationParams) -> Hashable | None:
-    """What requests must share to run as one pipeline call; None: never batched.
-
-    A stochastic sampler draws fresh noise each step from one generator for the whole call, so
-    a batched image would not be the one its seed gives alone: those run on their own."""
-    if params.sampler in STOCHASTIC_SAMPLERS:
-        return None
-    return (params.model, params.width, params.height, params.steps, params.cfg,
-            params.scheduler_class, params.scheduler_overrides,
-            params.negative_prompt is None)
-
-
-class GenerationCancelled(Exception):
-    """The client went away; the job stopped at its next step."""
-
-
-class OutOfMemory(Exception):
-    """The device ran out of memory; str() is the sentence for the client."""
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from bot.fleet.replica import group_by_key
-from bot.worker.app import encode_images
-from bot.worker.params import GenerationParams, parse_body
-from bot.worker.pipelines import batch_key
+from bot.worker.contract import encode_images
+from bot.worker.params import GenerationParams, batch_key, parse_body
 from tests.fleet.support import SMALL, Fleet, distance
 
 # Batched matrix products add up in another order: a little rounding, far below what a seed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bot.worker.app import encode_images
+from bot.worker.contract import encode_images
 from bot.worker.params import parse_body
 from tests.fleet.support import SMALL, Fleet, distance
 

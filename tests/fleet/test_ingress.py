@@ -1,0 +1,23 @@
+"""The ingress only validates and routes: its process never loads torch, the replicas' do."""
+
+from __future__ import annotations
+
+import psutil
+
+from tests.fleet.support import Fleet
+
+
+def loads_torch(pid: int) -> bool:
+    """Whether the process has torch's native library mapped."""
+    return any("libtorch" in region.path for region in psutil.Process(pid).memory_maps())
+
+
+def test_the_ingress_process_maps_no_torch_while_each_replica_does(fleet: Fleet) -> None:
+    # Ray titles each Serve replica's process "ray::ServeReplica:<app>:<deployment>".
+    ingress = [p.pid for p in psutil.process_iter(["cmdline"])
+               if "ServeReplica:imagine:ingress" in " ".join(p.info["cmdline"] or [])]
+    replicas = [r["pid"] for r in fleet.live_replicas()]
+
+    assert len(ingress) == 1
+    assert [loads_torch(pid) for pid in replicas] == [True, True]
+    assert not loads_torch(ingress[0])
