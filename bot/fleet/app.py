@@ -173,5 +173,6 @@ def build_app(spec: FleetSpec, api_key: str | None = None) -> Any:
     ingress = serve.deployment(
         name="ingress", num_replicas=1, ray_actor_options={"num_cpus": 0},
         max_ongoing_requests=spec.ingress_max_ongoing_requests,
+        graceful_shutdown_wait_loop_s=spec.drain_check_s,
     )(serve.ingress()(FleetIngress))
     return ingress.bind(replicas, spec.heartbeat_s, api_key)

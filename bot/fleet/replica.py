@@ -193,6 +193,7 @@ def deployment_options(spec: FleetSpec) -> dict[str, Any]:
         # Loading a large pipeline takes minutes; Serve must not give up on it meanwhile.
         "health_check_timeout_s": 60,
         "health_check_period_s": spec.health_check_period_s,
+        "graceful_shutdown_wait_loop_s": spec.drain_check_s,
     }
     if spec.least_busy:
         options["request_router_config"] = {"request_router_class": LeastBusyRouter}

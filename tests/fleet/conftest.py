@@ -1,15 +1,19 @@
 """Fixtures for the fleet's tests: one real local Ray (2 CPUs) and one fleet for them all.
 
-The fleet serves the tiny random-weight Flux pipeline (bot.worker.synthetic, saved with
-save_pretrained and loaded back by each replica through from_pretrained) with two replicas,
-behind the API key. Ray and the fleet start once for the package and stop after its last
-test; the tests that kill a replica run last, so the others always find both replicas.
+The Ray uses Ray's token authentication, as docs/fleet.md sets up a cluster, so that
+`imagine-bot fleet --address` can be tested joining it. The fleet is the application "tests"
+under /tests (the command's own application takes /): it serves the tiny random-weight Flux
+pipeline (bot.worker.synthetic, saved with save_pretrained and loaded back by each replica
+through from_pretrained) with two replicas, behind the API key. Ray and the fleet start once
+for the package and stop after its last test; the tests that kill a replica run last, so the
+others always find both replicas.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.fleet.support import API_KEY, Fleet, free_port
+from tests.fleet.support import API_KEY, FLEET_APP, Cluster, Fleet, free_port
 from tests.library_noise import silence_library_noise
 
 # Read by the replicas too: a local Ray's processes inherit this process's environment.
@@ -29,6 +33,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # on the same two cores) they get a few percent of the CPU, and Serve's 5 s readiness checks
 # then kill the HTTP proxy before it is up. Here they compete as equals.
 os.environ.setdefault("RAY_worker_niceness", "0")
+# Ray's token authentication, as docs/fleet.md sets up a cluster, so that the command's join is
+# tested against it. Ray reads these once, at import: they are set before it is imported.
+RAY_AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+os.environ.update(RAY_AUTH)
 
 # The fleet extra, imported plainly: `make test` installs it, so without it these tests must
 # fail to collect, never be skipped. (Ray Serve's own models warn about pydantic at import.)
@@ -79,19 +87,30 @@ def engine(flux_dir: Path) -> Any:
 
 
 @pytest.fixture(scope="package")
-def fleet(flux_dir: Path) -> Iterator[Fleet]:
-    """A local Ray with 2 CPUs and the fleet on it: flux-schnell, 2 replicas, the API key."""
+def cluster() -> Iterator[Cluster]:
+    """A local Ray with 2 CPUs and Serve's proxy, behind the token of RAY_AUTH."""
+    # "local": a Ray of the tests' own, whatever RAY_ADDRESS or a `ray start` here would join.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
+    try:
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        yield Cluster(ray.get_runtime_context().gcs_address, RAY_AUTH, f"http://127.0.0.1:{port}")
+    finally:
+        # The local cluster's processes (controller, proxy, replicas) end with it; Serve's
+        # graceful stop would only add seconds of draining requests nobody sends any more.
+        ray.shutdown()
+
+
+@pytest.fixture(scope="package")
+def fleet(cluster: Cluster, flux_dir: Path) -> Iterator[Fleet]:
+    """The fleet at /tests: flux-schnell, 2 replicas of 1 CPU each, the API key."""
     import httpx
 
     from bot.fleet.app import build_app
     from bot.fleet.spec import FleetSpec, SourceLoader
     from bot.worker.sources import resolve_source
 
-    # "local": a Ray of the tests' own, whatever RAY_ADDRESS or a `ray start` here would join.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     spec = FleetSpec(
         models=("flux-schnell",),
         loader=SourceLoader((("flux-schnell", resolve_source("flux-schnell", str(flux_dir))),)),
@@ -99,14 +118,9 @@ def fleet(flux_dir: Path) -> Iterator[Fleet]:
         batch_wait_s=BATCH_WAIT_S, heartbeat_s=0.2,
         health_check_period_s=1,  # a killed replica is found and replaced in seconds
     )
-    try:
-        serve.run(build_app(spec, API_KEY), name="imagine", route_prefix="/")
-        url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=120) as client:
-            running = Fleet(url, client)
-            running.wait_for_replicas(2)
-            yield running
-    finally:
-        # The local cluster's processes (controller, proxy, replicas) end with it; Serve's
-        # graceful stop would only add seconds of draining requests nobody sends any more.
-        ray.shutdown()
+    serve.run(build_app(spec, API_KEY), name=FLEET_APP, route_prefix=f"/{FLEET_APP}")
+    url = f"{cluster.serve_url}/{FLEET_APP}"
+    with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=120) as client:
+        running = Fleet(url, client)
+        running.wait_for_replicas(2)
+        yield running

@@ -9,11 +9,24 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 API_KEY = "fleet-test-key-4b2e"
+FLEET_APP = "tests"  # the package fleet's Serve application, at /tests
 SMALL = {"prompt": "a red fox in the snow", "width": 512, "height": 512, "steps": 1}
 # About three seconds on one CPU thread: long enough to find its replica busy and kill it.
 SLOW = {"prompt": "a lighthouse", "width": 2048, "height": 2048, "steps": 8}
+# About a second: long enough to find its replica busy and signal the command meanwhile.
+MEDIUM = {"prompt": "a lighthouse", "width": 1024, "height": 1024, "steps": 4}
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The package's local Ray: the address another process joins it by, the token settings
+    that process needs, and the URL of the cluster's Serve proxy (each application under it)."""
+
+    address: str
+    auth: dict[str, str]
+    serve_url: str
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psutil
 
-from tests.fleet.support import Fleet
+from tests.fleet.support import FLEET_APP, Fleet
 
 
 def loads_torch(pid: int) -> bool:
@@ -15,7 +15,7 @@ def loads_torch(pid: int) -> bool:
 def test_the_ingress_process_maps_no_torch_while_each_replica_does(fleet: Fleet) -> None:
     # Ray titles each Serve replica's process "ray::ServeReplica:<app>:<deployment>".
     ingress = [p.pid for p in psutil.process_iter(["cmdline"])
-               if "ServeReplica:imagine:ingress" in " ".join(p.info["cmdline"] or [])]
+               if f"ServeReplica:{FLEET_APP}:ingress" in " ".join(p.info["cmdline"] or [])]
     replicas = [r["pid"] for r in fleet.live_replicas()]
 
     assert len(ingress) == 1

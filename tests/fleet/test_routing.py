@@ -17,7 +17,7 @@ import httpx
 import pytest
 from ray import serve
 
-from tests.fleet.support import API_KEY, SMALL, Fleet, poll
+from tests.fleet.support import API_KEY, SMALL, Cluster, Fleet, poll
 
 LATENCY_S = 1.25
 REPLICAS = 3
@@ -25,8 +25,8 @@ BUSY = {**SMALL, "samples": 4, "base64": True}  # 4 L inside its replica
 
 
 @pytest.fixture(scope="module")
-def three_replicas(fleet: Fleet) -> Iterator[Fleet]:
-    """A second application on the session's Ray: three fixed-latency replicas at /routing."""
+def three_replicas(cluster: Cluster) -> Iterator[Fleet]:
+    """An application of its own on the package's Ray: three fixed-latency replicas at /routing."""
     from bot.fleet.app import build_app
     from bot.fleet.spec import FleetSpec
     from bot.worker.synthetic import FixedLatencyLoader
@@ -38,9 +38,9 @@ def three_replicas(fleet: Fleet) -> Iterator[Fleet]:
     )
     serve.run(build_app(spec, API_KEY), name="routing", route_prefix="/routing")
     try:
-        with httpx.Client(base_url=f"{fleet.url}/routing", headers={"x-api-key": API_KEY},
+        with httpx.Client(base_url=f"{cluster.serve_url}/routing", headers={"x-api-key": API_KEY},
                           timeout=120) as client:
-            routing = Fleet(f"{fleet.url}/routing", client)
+            routing = Fleet(f"{cluster.serve_url}/routing", client)
             routing.wait_for_replicas(REPLICAS)
             yield routing
     finally:
