@@ -43,13 +43,8 @@ from PIL import Image
 
 from bot.core.catalog import Catalog
 from bot.worker.params import GenerationParams, ParamError, parse_body
-from bot.worker.pipelines import (
-    MAX_SEQUENCE_LENGTH,
-    Engine,
-    EngineOptions,
-    LoadedModel,
-    place_pipeline,
-)
+from bot.worker.pipelines import MAX_SEQUENCE_LENGTH, Engine, LoadedModel, place_pipeline
+from bot.worker.sources import EngineOptions
 
 REPLICATE_S = 0.72  # Replicate's published seconds per image for FLUX.1-schnell
 TARGET_S = 0.6

@@ -140,7 +140,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
         from bot.fleet.app import build_app
         from bot.fleet.spec import FleetSpec, SourceLoader
-        from bot.worker.pipelines import EngineOptions
+        from bot.worker.sources import EngineOptions
     except ImportError as exc:
         return _fail(f"the fleet needs the fleet and worker extras (pip install "
                      f"'imagine-bot[worker,fleet]'): {exc.name or exc} is missing")

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.worker.params import GenerationParams
-from bot.worker.sources import ModelSource
+from bot.worker.sources import EngineOptions, ModelSource
 
 if TYPE_CHECKING:
-    from bot.worker.pipelines import Engine, EngineOptions
+    from bot.worker.pipelines import Engine
 
 EngineLoader = Callable[[str], "Engine"]
 
@@ -33,7 +33,7 @@ class SourceLoader:
 
     def __call__(self, model: str) -> Engine:
         """The Engine holding `model` alone, placed on this replica's device."""
-        from bot.worker.pipelines import Engine, EngineOptions
+        from bot.worker.pipelines import Engine
 
         source = dict(self.sources)[model]
         engine = Engine.load({model: source}, self.options or EngineOptions())

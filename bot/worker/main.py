@@ -85,7 +85,8 @@ def run_worker(args: argparse.Namespace) -> int:
         import uvicorn
 
         from bot.worker.app import create_app
-        from bot.worker.pipelines import Engine, EngineOptions
+        from bot.worker.pipelines import Engine
+        from bot.worker.sources import EngineOptions
     except ImportError as exc:
         return _fail(
             f"the worker needs the worker extra (pip install 'imagine-bot[worker]'): "

@@ -29,25 +29,15 @@ from bot.worker.contract import GenerationCancelled, OutOfMemory
 from bot.worker.noise import starting_noise
 from bot.worker.params import GenerationParams, batch_key, parse_body
 from bot.worker.samplers import FLOW_MODELS, table_for
-from bot.worker.sources import ModelSource, SourceError
+from bot.worker.sources import EngineOptions, ModelSource, SourceError
 
 log = logging.getLogger("bot.worker")
 
 MAX_SEQUENCE_LENGTH = {"flux-schnell": 256, "chroma": 512, "kolors": 256}
+DEFAULT_OPTIONS = EngineOptions()
 
 # One image of a pipeline call: the request it belongs to, its seed and its variation seed.
 _Row = tuple[GenerationParams, int, int | None]
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How the pipelines are placed and sped up."""
-
-    cpu_offload: bool = False
-    attention_slicing: bool = False
-    vae_tiling: bool = False
-    compile: bool = False
-    device: str | None = None  # None: cuda when available, else cpu
 
 
 @dataclass
@@ -121,7 +111,7 @@ class Engine:
         models: Mapping[str, LoadedModel],
         device: torch.device,
         dtype: torch.dtype,
-        options: EngineOptions = EngineOptions(),
+        options: EngineOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.models = dict(models)
         self.device = device
@@ -133,7 +123,7 @@ class Engine:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, sources: Mapping[str, ModelSource], options: EngineOptions = EngineOptions()
+    def load(cls, sources: Mapping[str, ModelSource], options: EngineOptions = DEFAULT_OPTIONS
              ) -> Engine:
         """Load every pipeline once, place it, apply the options; raises SourceError."""
         device, dtype = pick_device(options)

@@ -1,4 +1,5 @@
-"""Where each model's weights come from: a local diffusers folder or a Hugging Face hub id.
+"""Where each model's weights come from (a local diffusers folder or a Hugging Face hub id),
+and how the loaded pipelines are placed (EngineOptions). No torch import here.
 
 `--model flux-schnell=SOURCE`: SOURCE is a folder holding a diffusers pipeline (with its
 model_index.json) or a hub id such as black-forest-labs/FLUX.1-schnell; `--model chroma`
@@ -133,3 +134,14 @@ def _hub_cached(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     return isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the pipelines are placed and sped up."""
+
+    cpu_offload: bool = False
+    attention_slicing: bool = False
+    vae_tiling: bool = False
+    compile: bool = False
+    device: str | None = None  # None: cuda when available, else cpu

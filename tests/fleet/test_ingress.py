@@ -1,6 +1,9 @@
-"""The ingress only validates and routes: its process never loads torch, the replicas' do."""
+"""Only the model replicas load torch: the ingress and the command's own process never do."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import psutil
 
@@ -21,3 +24,14 @@ def test_the_ingress_process_maps_no_torch_while_each_replica_does(fleet: Fleet)
     assert len(ingress) == 1
     assert [loads_torch(pid) for pid in replicas] == [True, True]
     assert not loads_torch(ingress[0])
+
+
+def test_what_the_fleet_command_imports_to_deploy_holds_no_torch() -> None:
+    # run_fleet's imports: the ingress, the spec, the loader's options, Ray and Serve.
+    imports = ("import sys, ray, ray.serve, bot.fleet.main, bot.fleet.app, bot.fleet.spec, "
+               "bot.worker.sources; print('torch' in sys.modules)")
+
+    found = subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True,
+                           check=True, timeout=120)
+
+    assert found.stdout.strip() == "False"

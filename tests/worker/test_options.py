@@ -10,8 +10,8 @@ import pytest
 
 from bot.core.catalog import Catalog
 from bot.worker.params import parse_body
-from bot.worker.pipelines import Engine, EngineOptions
-from bot.worker.sources import resolve_source
+from bot.worker.pipelines import Engine
+from bot.worker.sources import EngineOptions, resolve_source
 
 OPTIONS = EngineOptions(cpu_offload=True, attention_slicing=True, vae_tiling=True)
 
