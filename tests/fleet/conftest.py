@@ -94,7 +94,9 @@ def cluster() -> Iterator[Cluster]:
              logging_level=logging.WARNING)
     try:
         port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        # The proxy on the head node only: a second node started on this same machine (the
+        # command's tests) would try to bind the same port for its own.
+        serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
         yield Cluster(ray.get_runtime_context().gcs_address, RAY_AUTH, f"http://127.0.0.1:{port}")
     finally:
         # The local cluster's processes (controller, proxy, replicas) end with it; Serve's

@@ -1,10 +1,12 @@
 """`imagine-bot fleet` as a process: on a Ray of its own, or joining a cluster; SIGTERM stops it.
 
-Both runs serve the tiny Flux with one replica on no CPU reservation, behind the API key, and
-get SIGTERM while an image is being made: that image is still answered. The first run starts a
-local Ray of its own (no --address), as on a single GPU machine, even with RAY_ADDRESS naming
-the package's cluster; the second joins that cluster with --address and its token, as
-docs/fleet.md says, and deploys beside the package's applications on the Serve running there.
+Both runs serve the tiny Flux with one replica behind the API key, and get SIGTERM while an
+image is being made: that image is still answered. The first run starts a local Ray of its own
+(no --address), as on a single GPU machine, even with RAY_ADDRESS naming the package's cluster.
+The second joins that cluster with --address and its token, as docs/fleet.md says, once a
+second node has joined it with `ray start --address` (on this same machine): the package's
+fleet holds the first node's CPUs, so the command's one-CPU replica can only go to the second,
+and it answers through the first node's Serve, beside the package's applications.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import ray
 
 from tests.fleet.support import API_KEY, FLEET_APP, MEDIUM, Cluster, Fleet, free_port, poll
 from tests.helpers import env_without_settings
@@ -31,6 +35,7 @@ class CommandRun:
 
     image: httpx.Response
     answered_before_sigterm: bool
+    replica_node: str  # the Ray node id (its first 12 characters) of the replica that made it
     returncode: int
     stderr: str
 
@@ -50,7 +55,7 @@ def serve_until_sigterm(flux_dir: Path, env: dict[str, str], url: str, *options:
     for the image and the exit."""
     command = subprocess.Popen(
         [sys.executable, "-m", "bot", "fleet", "--model", f"flux-schnell={flux_dir}",
-         "--replicas", "1", "--gpus-per-replica", "0", "--cpus-per-replica", "0", *options],
+         "--replicas", "1", "--gpus-per-replica", "0", *options],
         cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
@@ -68,14 +73,44 @@ def serve_until_sigterm(flux_dir: Path, env: dict[str, str], url: str, *options:
             poll(one_replica, 180, "a live replica behind the command's URL", every_s=0.5)
             with ThreadPoolExecutor(1) as pool:
                 request = pool.submit(fleet.post, "flux-schnell", {**MEDIUM, "seed": 3})
-                fleet.busy_replica()
+                replica = fleet.busy_replica()
                 answered_before_sigterm = request.done()
                 command.send_signal(signal.SIGTERM)
                 image = request.result()  # a request cut off by the stop raises here
         _, stderr = command.communicate(timeout=120)
     finally:
         command.kill()
-    return CommandRun(image, answered_before_sigterm, command.returncode, stderr)
+    return CommandRun(image, answered_before_sigterm, replica["node"], command.returncode, stderr)
+
+
+@pytest.fixture(scope="module")
+def second_node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`ray start --address` joining the package's cluster with one CPU: its node id[:12]."""
+    log = tmp_path_factory.mktemp("second-node") / "ray-start.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address,
+             "--num-cpus", "1", "--block", "--disable-usage-stats"],
+            # Without a drain period: nothing runs on it once the test is over.
+            env={**env_without_settings(), **cluster.auth,
+                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
+            stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
+    try:
+        def joined() -> str | None:
+            if process.poll() is not None:
+                raise AssertionError(f"ray start exited: {log.read_text()}")
+            head = ray.get_runtime_context().get_node_id()
+            others = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] != head]
+            return others[0][:12] if others else None
+
+        yield poll(joined, 120, "a second node in the cluster", every_s=0.2)
+    finally:
+        process.terminate()  # ray start stops its node's processes on SIGTERM
+        try:
+            process.wait(timeout=60)
+        finally:
+            process.kill()
 
 
 def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
@@ -85,7 +120,7 @@ def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     run = serve_until_sigterm(flux_dir, fleet_env(tmp_path, RAY_ADDRESS=cluster.address), url,
-                              "--port", str(port))
+                              "--cpus-per-replica", "0", "--port", str(port))
 
     assert not run.answered_before_sigterm  # the premise: SIGTERM came while it was made
     assert run.image.status_code == 200
@@ -99,12 +134,13 @@ def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
 
 
 def test_the_fleet_command_joins_a_cluster_and_on_sigterm_leaves_it_running(
-    flux_dir: Path, tmp_path: Path, cluster: Cluster, fleet: Fleet
+    flux_dir: Path, tmp_path: Path, cluster: Cluster, fleet: Fleet, second_node: str
 ) -> None:
     run = serve_until_sigterm(flux_dir, fleet_env(tmp_path, **cluster.auth), cluster.serve_url,
-                              "--address", cluster.address)
+                              "--cpus-per-replica", "1", "--address", cluster.address)
 
     assert not run.answered_before_sigterm
+    assert run.replica_node == second_node  # the only node with a CPU free
     assert run.image.status_code == 200
     assert run.image.headers["x-seeds"] == "3"
     assert run.returncode == 0, run.stderr
