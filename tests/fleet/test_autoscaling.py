@@ -22,7 +22,7 @@ CLIENTS = 4  # four requests always waiting: twice what two replicas should hold
 
 @pytest.fixture(scope="module")
 def one_to_two(cluster: Cluster) -> Iterator[Fleet]:
-    """An application of its own on the package's Ray at /scaling: 1 to 2 replicas, quick to scale."""
+    """An application of its own at /scaling: 1 to 2 replicas, quick to scale."""
     from bot.fleet.app import build_app
     from bot.fleet.spec import FleetSpec
     from bot.worker.synthetic import FixedLatencyLoader
@@ -35,9 +35,9 @@ def one_to_two(cluster: Cluster) -> Iterator[Fleet]:
     )
     serve.run(build_app(spec, API_KEY), name="scaling", route_prefix="/scaling")
     try:
-        with httpx.Client(base_url=f"{cluster.serve_url}/scaling", headers={"x-api-key": API_KEY},
-                          timeout=120) as client:
-            scaling = Fleet(f"{cluster.serve_url}/scaling", client)
+        url = f"{cluster.serve_url}/scaling"
+        with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=120) as client:
+            scaling = Fleet(url, client)
             scaling.wait_for_replicas(1)
             yield scaling
     finally:

@@ -26,7 +26,7 @@ BUSY = {**SMALL, "samples": 4, "base64": True}  # 4 L inside its replica
 
 @pytest.fixture(scope="module")
 def three_replicas(cluster: Cluster) -> Iterator[Fleet]:
-    """An application of its own on the package's Ray: three fixed-latency replicas at /routing."""
+    """An application of its own at /routing: three fixed-latency replicas."""
     from bot.fleet.app import build_app
     from bot.fleet.spec import FleetSpec
     from bot.worker.synthetic import FixedLatencyLoader
@@ -38,9 +38,9 @@ def three_replicas(cluster: Cluster) -> Iterator[Fleet]:
     )
     serve.run(build_app(spec, API_KEY), name="routing", route_prefix="/routing")
     try:
-        with httpx.Client(base_url=f"{cluster.serve_url}/routing", headers={"x-api-key": API_KEY},
-                          timeout=120) as client:
-            routing = Fleet(f"{cluster.serve_url}/routing", client)
+        url = f"{cluster.serve_url}/routing"
+        with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=120) as client:
+            routing = Fleet(url, client)
             routing.wait_for_replicas(REPLICAS)
             yield routing
     finally:
