@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -15,10 +16,20 @@ def loads_torch(pid: int) -> bool:
     return any("libtorch" in region.path for region in psutil.Process(pid).memory_maps())
 
 
+def processes_titled(title: str) -> list[int]:
+    """Pids of this test run's Ray processes whose title holds `title`. (Ray titles a Serve
+    replica's process "ray::ServeReplica:<app>:<deployment>"; the package's local Ray runs
+    under this process, and another test run may have a Ray of its own beside it.)"""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # a worker may end meanwhile
+            if title in " ".join(process.cmdline()):
+                found.append(process.pid)
+    return found
+
+
 def test_the_ingress_process_maps_no_torch_while_each_replica_does(fleet: Fleet) -> None:
-    # Ray titles each Serve replica's process "ray::ServeReplica:<app>:<deployment>".
-    ingress = [p.pid for p in psutil.process_iter(["cmdline"])
-               if f"ServeReplica:{FLEET_APP}:ingress" in " ".join(p.info["cmdline"] or [])]
+    ingress = processes_titled(f"ServeReplica:{FLEET_APP}:ingress")
     replicas = [r["pid"] for r in fleet.live_replicas()]
 
     assert len(ingress) == 1

@@ -48,16 +48,15 @@ def three_replicas(cluster: Cluster) -> Iterator[Fleet]:
 
 
 def learn_every_replica(replica_for: Callable[[int], str]) -> None:
-    """Send requests, as many at once as there are replicas (replica_for(seed) sends one and
-    names the replica that made it), until each replica has answered one: then the router
-    knows every replica's queue. (Serve learns one when it sends it a request, or asks it,
-    which under load may miss its deadline; it forgets it 10 s later.)"""
+    """Send single requests (replica_for(seed) sends one and names the replica that made it)
+    until each replica has answered one: then the router knows every replica's queue. (Serve
+    learns one when it sends it a request, or asks it, which under load may miss its deadline;
+    it forgets it 10 s later.)"""
     answered: set[str] = set()
-    with ThreadPoolExecutor(REPLICAS) as pool:
-        for first in range(0, 30, REPLICAS):
-            answered.update(pool.map(replica_for, range(first, first + REPLICAS)))
-            if len(answered) == REPLICAS:
-                return
+    for seed in range(30):
+        answered.add(replica_for(seed))
+        if len(answered) == REPLICAS:
+            return
     raise AssertionError(f"only {len(answered)} of {REPLICAS} replicas answered 30 requests")
 
 
