@@ -68,6 +68,16 @@ def test_a_health_check_period_of_zero_is_refused() -> None:
         spec(health_check_period_s=0)
 
 
+def test_a_stopping_replica_checks_for_requests_as_often_as_the_spec_says() -> None:
+    assert deployment_options(spec())["graceful_shutdown_wait_loop_s"] == 0.5
+    assert deployment_options(spec(drain_check_s=0.2))["graceful_shutdown_wait_loop_s"] == 0.2
+
+
+def test_a_drain_check_of_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="drain_check_s"):
+        spec(drain_check_s=0)
+
+
 def test_a_negative_scaling_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="scaling delays"):
         spec(min_replicas=1, max_replicas=2, downscale_delay_s=-1)
