@@ -11,14 +11,18 @@ Options left out come from the config's [fleet] section, then the defaults. With
 a local Ray starts with this command (and stops with it); with one, the fleet joins that
 cluster (`ray start --head` on one machine, `ray start --address HEAD:6379` on the others).
 Ray, torch and diffusers are imported only inside run_fleet, so `imagine-bot --help` works
-without the fleet extra. Every start-up problem is one line on stderr and exit code 2.
+without the fleet extra. Every start-up problem is one line on stderr: exit code 2 for bad
+options, a cluster out of reach or a Ray of its own too small for the replicas, 1 when Serve
+gives up on the deployment.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -37,6 +41,12 @@ from bot.worker.main import (
 from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options, resolve_source
 
 APP_NAME = "imagine"
+# "bot.worker.sources.SourceError: " before a traceback's last line: the sentence follows it.
+_EXCEPTION_TYPE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception): ")
+
+
+class DeployFailed(Exception):
+    """Serve gave up on the fleet's application; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         from ray import serve
 
         from bot.fleet.app import build_app
-        from bot.fleet.spec import FleetSpec, SourceLoader
+        from bot.fleet.spec import FleetSpec, SourceLoader, resource_shortfall
         from bot.worker.sources import EngineOptions
     except ImportError as exc:
         return _fail(f"the fleet needs the fleet and worker extras (pip install "
@@ -172,28 +182,37 @@ def run_fleet(args: argparse.Namespace) -> int:
         return _fail(f"could not join the Ray cluster at {options.address}: {_first_line(exc)}"
                      f"{auth_hint(options.address)}")
     # Ours replace the handler ray.init installed (which exits on the spot): a signal during
-    # the deployment stops the fleet cleanly as soon as serve.run returns.
+    # the deployment stops the fleet cleanly.
     stop = _stop_on_signals()
+    shortfall = resource_shortfall(spec, ray.cluster_resources())
+    if shortfall and not options.address:  # a Ray of its own never gets more
+        ray.shutdown()
+        return _fail(f"the fleet cannot start on this machine's Ray: {shortfall}")
+    if shortfall:  # a cluster may grow (a node joins, an autoscaler adds one)
+        print(f"imagine-bot fleet: waiting for room: {shortfall}; the replicas start once the "
+              "cluster has it (Ctrl-C stops)", file=sys.stderr)
     try:
         joined = serve_is_running()  # then Serve keeps the HTTP address it was started with
         serve.start(http_options={"host": options.host, "port": options.port})
-        serve.run(build_app(spec, api_key), name=APP_NAME, route_prefix="/")
+        serve.run_many([serve.RunTarget(build_app(spec, api_key), name=APP_NAME,
+                                        route_prefix="/")],
+                       wait_for_applications_running=False)
+        running = _wait_until_running(stop)
     except Exception as exc:  # a deployment that cannot start: one line, never a traceback
+        if options.address:  # no failed application left behind in a cluster that stays
+            with contextlib.suppress(Exception):
+                serve.delete(APP_NAME)
         ray.shutdown()
         return _fail(f"the fleet did not start: {_first_line(exc)}", code=1)
-    where = (f"at http://{options.host}:{options.port}" if not joined else
-             "at the address of the Serve already running on this cluster (--host and --port "
-             "apply only to a Serve this command starts)")
-    print(f"imagine-bot fleet: serving {', '.join(sources)} {where} "
-          f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
-    stop.wait()
+    if running:
+        where = (f"at http://{options.host}:{options.port}" if not joined else
+                 "at the address of the Serve already running on this cluster (--host and "
+                 "--port apply only to a Serve this command starts)")
+        print(f"imagine-bot fleet: serving {', '.join(sources)} {where} "
+              f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
+        stop.wait()
     print("imagine-bot fleet: stopping", file=sys.stderr)
-    # Deleted first, while the proxies still run: requests in flight get their answers as the
-    # replicas drain. serve.shutdown stops the proxies with everything else.
-    serve.delete(APP_NAME)
-    if not options.address:
-        serve.shutdown()
-    ray.shutdown()
+    _stop_fleet(joined=bool(options.address))
     return 0
 
 
@@ -233,6 +252,50 @@ def _replicas_text(options: FleetOptions) -> str:
     return f"{options.min_replicas} to {options.max_replicas} replicas"
 
 
+def _wait_until_running(stop: threading.Event) -> bool:
+    """Wait until the application runs (True) or `stop` is set before it does (False); raises
+    DeployFailed with Serve's reason when Serve gives up on it."""
+    from ray import serve
+    from ray.serve.schema import ApplicationStatus
+
+    stopped = False
+    while True:  # the status is read once more after a stop: it may have come as it ran
+        app = serve.status().applications.get(APP_NAME)
+        if app is not None and app.status == ApplicationStatus.RUNNING:
+            return True
+        if app is not None and app.status == ApplicationStatus.DEPLOY_FAILED:
+            raise DeployFailed(deploy_failure(app))
+        if stopped:
+            return False
+        stopped = stop.wait(0.25)
+
+
+def deploy_failure(app: Any) -> str:
+    """Why Serve gave up on an application (its ApplicationStatusOverview): the last line of
+    each failed deployment's message, which is the exception its replicas raised, else the
+    application's own message."""
+    reasons = []
+    for name, deployment in app.deployments.items():
+        lines = [line.strip() for line in deployment.message.splitlines() if line.strip()]
+        if deployment.status == "DEPLOY_FAILED" and lines:
+            reason = _EXCEPTION_TYPE.sub("", lines[-1], count=1)
+            reasons.append(reason if reason.startswith(f"{name}:") else f"{name}: {reason}")
+    return "; ".join(reasons)[:300] or _first_line(app.message or "Serve gave no reason")
+
+
+def _stop_fleet(*, joined: bool) -> None:
+    """Delete the application, and end Serve and Ray unless the fleet joined a cluster."""
+    import ray
+    from ray import serve
+
+    # Deleted first, while the proxies still run: requests in flight get their answers as the
+    # replicas drain. serve.shutdown stops the proxies with everything else.
+    serve.delete(APP_NAME)
+    if not joined:
+        serve.shutdown()
+    ray.shutdown()
+
+
 def _stop_on_signals() -> threading.Event:
     """An event that SIGINT or SIGTERM (a container's stop) sets."""
     stop = threading.Event()
@@ -253,7 +316,7 @@ def _configured(path: Path | None) -> Any:
         raise SourceError(f"config: {exc}") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException | str) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return (lines[0] if lines else type(exc).__name__)[:300]
 

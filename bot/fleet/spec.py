@@ -8,7 +8,7 @@ the benchmark.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,6 +119,29 @@ class FleetSpec:
             # Serve's default window: the mean load over the last three reports.
             "look_back_period_s": 3 * self.metrics_interval_s,
         }
+
+
+def resource_shortfall(spec: FleetSpec, cluster: Mapping[str, float]) -> str | None:
+    """What a cluster with these resources in all (Ray's cluster_resources) lacks to start
+    every model's minimum replicas, as a sentence with the options that fix it; None when
+    the totals suffice. (Serve would otherwise wait for them without end.)"""
+    replicas = len(spec.models) * spec.min_replicas
+    if replicas == 1:
+        start, fix = "the 1 replica to start needs", "give it less"
+    else:
+        per_model = f" ({spec.min_replicas} per model)" if len(spec.models) > 1 else ""
+        start = f"the {replicas} replicas to start{per_model} need"
+        fix = "start fewer (--replicas, --min-replicas) or give each less"
+    for resource, each, option in (("GPU", spec.gpus_per_replica, "--gpus-per-replica"),
+                                   ("CPU", spec.cpus_per_replica, "--cpus-per-replica")):
+        needed, present = replicas * each, cluster.get(resource, 0.0)
+        if needed > present + 1e-9:  # fractions such as 3 x 0.1 add up a hair over
+            plural = "s" if needed != 1 else ""
+            share = f" ({each:g} each)" if replicas > 1 else ""
+            to_cpu = ", or 0 to run on the CPU" if resource == "GPU" else ""
+            return (f"{start} {needed:g} {resource}{plural}{share} and the cluster has "
+                    f"{present:g}; {fix} ({option}{to_cpu})")
+    return None
 
 
 def images_in(batch: Sequence[GenerationParams]) -> int:

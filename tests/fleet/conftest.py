@@ -88,10 +88,11 @@ def engine(flux_dir: Path) -> Any:
 
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
-    """A local Ray with 2 CPUs and Serve's proxy, behind the token of RAY_AUTH."""
+    """A local Ray with 2 CPUs (and no GPU) and Serve's proxy, behind the token of RAY_AUTH."""
     # "local": a Ray of the tests' own, whatever RAY_ADDRESS or a `ray start` here would join.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    # No GPU, even on a machine with one: the tests of a fleet waiting for GPUs count on it.
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False,
+             log_to_driver=False, logging_level=logging.WARNING)
     try:
         port = free_port()
         # The proxy on the head node only: a second node started on this same machine (the

@@ -1,12 +1,14 @@
 """`imagine-bot fleet` as a process: on a Ray of its own, or joining a cluster; SIGTERM stops it.
 
-Both runs serve the tiny Flux with one replica behind the API key, and get SIGTERM while an
-image is being made: that image is still answered. The first run starts a local Ray of its own
+Both serving runs give the tiny Flux one replica behind the API key, and get SIGTERM while an
+image is being made: that image is still answered. The first starts a local Ray of its own
 (no --address), as on a single GPU machine, even with RAY_ADDRESS naming the package's cluster.
-The second joins that cluster with --address and its token, as docs/fleet.md says, once a
-second node has joined it with `ray start --address` (on this same machine): the package's
-fleet holds the first node's CPUs, so the command's one-CPU replica can only go to the second,
-and it answers through the first node's Serve, beside the package's applications.
+The second joins that cluster with --address and its token, as docs/fleet.md says, with the
+default of one GPU per replica: the cluster has no GPU, so the command says it waits for room,
+until a second node with a GPU joins with `ray start --address` (on this same machine, its GPU
+declared, so the replica still runs on the CPU). The replica goes to that node, and answers
+through the first node's Serve, beside the package's applications. On a Ray of its own, which
+never grows, the same shortfall is one line and exit 2.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,12 @@ from tests.fleet.support import API_KEY, FLEET_APP, MEDIUM, Cluster, Fleet, free
 from tests.helpers import env_without_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_GPU = ("imagine-bot fleet: the fleet cannot start on this machine's Ray: the 1 replica to "
+          "start needs 1 GPU and the cluster has 0; give it less (--gpus-per-replica, or 0 to "
+          "run on the CPU)")
+WAITING = ("imagine-bot fleet: waiting for room: the 1 replica to start needs 1 GPU and the "
+           "cluster has 0; give it less (--gpus-per-replica, or 0 to run on the CPU); the "
+           "replicas start once the cluster has it (Ctrl-C stops)")
 
 
 @dataclass(frozen=True)
@@ -49,48 +58,56 @@ def fleet_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def serve_until_sigterm(flux_dir: Path, env: dict[str, str], url: str, *options: str
-                        ) -> CommandRun:
-    """Start the command, wait for its replica, send SIGTERM while it makes an image, wait
-    for the image and the exit."""
-    command = subprocess.Popen(
-        [sys.executable, "-m", "bot", "fleet", "--model", f"flux-schnell={flux_dir}",
-         "--replicas", "1", "--gpus-per-replica", "0", *options],
-        cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+def fleet_command(flux_dir: Path, env: dict[str, str], stderr: Path, *options: str
+                  ) -> subprocess.Popen[str]:
+    """Start `imagine-bot fleet` serving the tiny Flux with one replica, stderr to a file."""
+    with stderr.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "fleet", "--model", f"flux-schnell={flux_dir}",
+             "--replicas", "1", *options],
+            cwd=ROOT, env=env, text=True, stdout=subprocess.DEVNULL, stderr=out,
+        )
+
+
+def wait_for_line(command: subprocess.Popen[str], stderr: Path, line: str) -> None:
+    """Poll the command's stderr until `line` starts one of its lines."""
+    def said() -> bool | None:
+        if any(seen.startswith(line) for seen in stderr.read_text().splitlines()):
+            return True
+        if command.poll() is not None:
+            raise AssertionError(f"the command exited: {stderr.read_text()}")
+        return None
+
+    poll(said, 180, f"the line {line!r}", every_s=0.2)
+
+
+def serve_until_sigterm(command: subprocess.Popen[str], stderr: Path, url: str) -> CommandRun:
+    """Wait for the command to say it serves, send SIGTERM while it makes an image, wait for
+    the image and the exit."""
     try:
+        wait_for_line(command, stderr, "imagine-bot fleet: serving")
         with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=120) as client:
             fleet = Fleet(url, client)
-
-            def one_replica() -> bool | None:
-                if command.poll() is not None:
-                    raise AssertionError(f"the command exited: {command.communicate()[1]}")
-                try:
-                    return True if fleet.health().status_code == 200 else None
-                except httpx.TransportError:
-                    return None  # not listening yet
-
-            poll(one_replica, 180, "a live replica behind the command's URL", every_s=0.5)
             with ThreadPoolExecutor(1) as pool:
                 request = pool.submit(fleet.post, "flux-schnell", {**MEDIUM, "seed": 3})
                 replica = fleet.busy_replica()
                 answered_before_sigterm = request.done()
                 command.send_signal(signal.SIGTERM)
                 image = request.result()  # a request cut off by the stop raises here
-        _, stderr = command.communicate(timeout=120)
+        command.wait(timeout=120)
     finally:
         command.kill()
-    return CommandRun(image, answered_before_sigterm, replica["node"], command.returncode, stderr)
+    return CommandRun(image, answered_before_sigterm, replica["node"], command.returncode,
+                      stderr.read_text())
 
 
-@pytest.fixture(scope="module")
-def second_node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`ray start --address` joining the package's cluster with one CPU: its node id[:12]."""
-    log = tmp_path_factory.mktemp("second-node") / "ray-start.log"
+@contextmanager
+def second_node(cluster: Cluster, log: Path, *options: str) -> Iterator[str]:
+    """`ray start --address` joining the package's cluster: its node id[:12] once it is in."""
     with log.open("w") as out:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address,
-             "--num-cpus", "1", "--block", "--disable-usage-stats"],
+             *options, "--block", "--disable-usage-stats"],
             # Without a drain period: nothing runs on it once the test is over.
             env={**env_without_settings(), **cluster.auth,
                  "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
@@ -119,8 +136,10 @@ def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
     # RAY_ADDRESS names a running cluster: without --address the command must not join it.
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    run = serve_until_sigterm(flux_dir, fleet_env(tmp_path, RAY_ADDRESS=cluster.address), url,
-                              "--cpus-per-replica", "0", "--port", str(port))
+    command = fleet_command(flux_dir, fleet_env(tmp_path, RAY_ADDRESS=cluster.address),
+                            tmp_path / "stderr", "--gpus-per-replica", "0",
+                            "--cpus-per-replica", "0", "--port", str(port))
+    run = serve_until_sigterm(command, tmp_path / "stderr", url)
 
     assert not run.answered_before_sigterm  # the premise: SIGTERM came while it was made
     assert run.image.status_code == 200
@@ -133,14 +152,38 @@ def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
         httpx.get(f"{url}/health", timeout=5)
 
 
-def test_the_fleet_command_joins_a_cluster_and_on_sigterm_leaves_it_running(
-    flux_dir: Path, tmp_path: Path, cluster: Cluster, fleet: Fleet, second_node: str
+def test_the_fleet_command_without_the_gpu_it_needs_on_a_ray_of_its_own_exits_2_at_once(
+    flux_dir: Path, tmp_path: Path
 ) -> None:
-    run = serve_until_sigterm(flux_dir, fleet_env(tmp_path, **cluster.auth), cluster.serve_url,
-                              "--cpus-per-replica", "1", "--address", cluster.address)
+    # CUDA_VISIBLE_DEVICES empty: Ray sees no GPU here, whatever the machine has.
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "fleet", "--model", f"flux-schnell={flux_dir}"],
+        cwd=ROOT, env=fleet_env(tmp_path, CUDA_VISIBLE_DEVICES=""), text=True,
+        capture_output=True, timeout=180,
+    )
+
+    assert run.returncode == 2
+    assert [line for line in run.stderr.splitlines()
+            if line.startswith("imagine-bot fleet:")] == [NO_GPU]
+    assert "Traceback" not in run.stderr
+
+
+def test_the_fleet_command_joins_a_cluster_waits_for_a_gpu_node_and_leaves_on_sigterm(
+    flux_dir: Path, tmp_path: Path, cluster: Cluster, fleet: Fleet
+) -> None:
+    stderr = tmp_path / "stderr"
+    command = fleet_command(flux_dir, fleet_env(tmp_path, **cluster.auth), stderr,
+                            "--address", cluster.address)
+    try:
+        wait_for_line(command, stderr, WAITING)
+        with second_node(cluster, tmp_path / "ray-start.log",
+                         "--num-cpus", "1", "--num-gpus", "1") as gpu_node:
+            run = serve_until_sigterm(command, stderr, cluster.serve_url)
+    finally:
+        command.kill()
 
     assert not run.answered_before_sigterm
-    assert run.replica_node == second_node  # the only node with a CPU free
+    assert run.replica_node == gpu_node  # the only node with a GPU
     assert run.image.status_code == 200
     assert run.image.headers["x-seeds"] == "3"
     assert run.returncode == 0, run.stderr

@@ -13,10 +13,11 @@ from bot.fleet.main import (
     add_fleet_arguments,
     auth_hint,
     cluster_unreachable,
+    deploy_failure,
     fleet_options,
 )
 from bot.fleet.replica import deployment_options
-from bot.fleet.spec import FleetSpec, SourceLoader
+from bot.fleet.spec import FleetSpec, SourceLoader, resource_shortfall
 from tests.fleet.support import free_port
 
 
@@ -81,6 +82,85 @@ def test_a_drain_check_of_zero_is_refused() -> None:
 def test_a_negative_scaling_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="scaling delays"):
         spec(min_replicas=1, max_replicas=2, downscale_delay_s=-1)
+
+
+def test_a_cluster_with_enough_gpus_and_cpus_in_all_lacks_nothing() -> None:
+    fleet = spec(min_replicas=2, max_replicas=4, gpus_per_replica=1, cpus_per_replica=2)
+
+    assert resource_shortfall(fleet, {"GPU": 2.0, "CPU": 4.0}) is None
+
+
+def test_replicas_sharing_gpus_need_only_their_shares() -> None:
+    fleet = spec(min_replicas=3, max_replicas=3, gpus_per_replica=0.1, cpus_per_replica=0)
+
+    assert resource_shortfall(fleet, {"GPU": 0.3}) is None  # 3 x 0.1 is a hair over 0.3
+
+
+def test_a_cluster_without_a_gpu_is_told_how_to_run_on_the_cpu() -> None:
+    assert resource_shortfall(spec(), {"CPU": 8.0}) == (
+        "the 1 replica to start needs 1 GPU and the cluster has 0; give it less "
+        "(--gpus-per-replica, or 0 to run on the CPU)")
+
+
+def test_the_shortfall_counts_the_minimum_replicas_of_every_model() -> None:
+    fleet = FleetSpec(models=("flux-schnell", "kolors"), loader=SourceLoader(()),
+                      min_replicas=2, max_replicas=8)
+
+    assert resource_shortfall(fleet, {"GPU": 3.0, "CPU": 8.0}) == (
+        "the 4 replicas to start (2 per model) need 4 GPUs (1 each) and the cluster has 3; "
+        "start fewer (--replicas, --min-replicas) or give each less (--gpus-per-replica, or 0 "
+        "to run on the CPU)")
+
+
+def test_too_few_cpus_are_a_shortfall_too() -> None:
+    fleet = spec(min_replicas=3, max_replicas=3, gpus_per_replica=0, cpus_per_replica=1)
+
+    assert resource_shortfall(fleet, {"CPU": 2.0}) == (
+        "the 3 replicas to start need 3 CPUs (1 each) and the cluster has 2; start fewer "
+        "(--replicas, --min-replicas) or give each less (--cpus-per-replica)")
+
+
+def test_a_failed_deployment_is_told_by_the_exception_its_replicas_raised() -> None:
+    from ray.serve.schema import (
+        ApplicationStatus,
+        ApplicationStatusOverview,
+        DeploymentStatus,
+        DeploymentStatusOverview,
+        DeploymentStatusTrigger,
+    )
+
+    def deployment(status: DeploymentStatus, message: str) -> DeploymentStatusOverview:
+        return DeploymentStatusOverview(status=status, message=message, replica_states={},
+                                        status_trigger=DeploymentStatusTrigger.UNSPECIFIED)
+
+    # The shape of what Serve 2.60 reported for a model folder with a truncated weights file.
+    app = ApplicationStatusOverview(
+        status=ApplicationStatus.DEPLOY_FAILED, last_deployed_time_s=0.0,
+        message="Failed to update the deployments ['flux-schnell'].",
+        deployments={
+            "flux-schnell": deployment(DeploymentStatus.DEPLOY_FAILED, (
+                "The deployment failed to start 3 times in a row. ... Error:\n"
+                "RuntimeError: Traceback (most recent call last):\n"
+                '  File "bot/worker/pipelines.py", line 99, in load_pipeline\n'
+                "    raise SourceError(\n"
+                "bot.worker.sources.SourceError: flux-schnell: could not load /m/flux: "
+                "OSError: Unable to load weights\n")),
+            "ingress": deployment(DeploymentStatus.HEALTHY, ""),
+        },
+    )
+
+    assert deploy_failure(app) == ("flux-schnell: could not load /m/flux: OSError: Unable to "
+                                   "load weights")
+
+
+def test_a_failed_application_without_a_failed_deployment_is_told_by_its_own_message() -> None:
+    from ray.serve.schema import ApplicationStatus, ApplicationStatusOverview
+
+    app = ApplicationStatusOverview(status=ApplicationStatus.DEPLOY_FAILED,
+                                    message="Unexpected error\nmore", last_deployed_time_s=0.0,
+                                    deployments={})
+
+    assert deploy_failure(app) == "Unexpected error"
 
 
 def test_the_command_line_wins_over_the_fleet_section() -> None:
