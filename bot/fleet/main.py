@@ -192,8 +192,10 @@ def run_fleet(args: argparse.Namespace) -> int:
         print(f"imagine-bot fleet: waiting for room: {shortfall}; the replicas start once the "
               "cluster has it (Ctrl-C stops)", file=sys.stderr)
     try:
-        joined = serve_is_running()  # then Serve keeps the HTTP address it was started with
+        serve_was_running = serve_is_running()  # then Serve keeps its HTTP address
         serve.start(http_options={"host": options.host, "port": options.port})
+        # Not serve.run: it waits for the application without a way to stop the wait, and a
+        # replica with no room waits for ever. run_many can leave the waiting to us.
         serve.run_many([serve.RunTarget(build_app(spec, api_key), name=APP_NAME,
                                         route_prefix="/")],
                        wait_for_applications_running=False)
@@ -205,14 +207,14 @@ def run_fleet(args: argparse.Namespace) -> int:
         ray.shutdown()
         return _fail(f"the fleet did not start: {_first_line(exc)}", code=1)
     if running:
-        where = (f"at http://{options.host}:{options.port}" if not joined else
+        where = (f"at http://{options.host}:{options.port}" if not serve_was_running else
                  "at the address of the Serve already running on this cluster (--host and "
                  "--port apply only to a Serve this command starts)")
         print(f"imagine-bot fleet: serving {', '.join(sources)} {where} "
               f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
         stop.wait()
     print("imagine-bot fleet: stopping", file=sys.stderr)
-    _stop_fleet(joined=bool(options.address))
+    _stop_fleet(own_ray=not options.address)
     return 0
 
 
@@ -283,15 +285,15 @@ def deploy_failure(app: Any) -> str:
     return "; ".join(reasons)[:300] or _first_line(app.message or "Serve gave no reason")
 
 
-def _stop_fleet(*, joined: bool) -> None:
-    """Delete the application, and end Serve and Ray unless the fleet joined a cluster."""
+def _stop_fleet(*, own_ray: bool) -> None:
+    """Delete the application; on a Ray of the command's own, end Serve and that Ray too."""
     import ray
     from ray import serve
 
     # Deleted first, while the proxies still run: requests in flight get their answers as the
     # replicas drain. serve.shutdown stops the proxies with everything else.
     serve.delete(APP_NAME)
-    if not joined:
+    if own_ray:
         serve.shutdown()
     ray.shutdown()
 
