@@ -184,7 +184,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     # Ours replace the handler ray.init installed (which exits on the spot): a signal during
     # the deployment stops the fleet cleanly.
     stop = _stop_on_signals()
-    shortfall = resource_shortfall(spec, ray.cluster_resources())
+    machines = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    shortfall = resource_shortfall(spec, machines)
     if shortfall and not options.address:  # a Ray of its own never gets more
         ray.shutdown()
         return _fail(f"the fleet cannot start on this machine's Ray: {shortfall}")

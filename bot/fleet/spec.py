@@ -8,6 +8,7 @@ the benchmark.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -121,27 +122,51 @@ class FleetSpec:
         }
 
 
-def resource_shortfall(spec: FleetSpec, cluster: Mapping[str, float]) -> str | None:
-    """What a cluster with these resources in all (Ray's cluster_resources) lacks to start
-    every model's minimum replicas, as a sentence with the options that fix it; None when
-    the totals suffice. (Serve would otherwise wait for them without end.)"""
+# The option that gives a replica less of each resource.
+_OPTIONS = {"GPU": "--gpus-per-replica, or 0 to run on the CPU", "CPU": "--cpus-per-replica"}
+_HAIR = 1e-9  # fractions such as 3 x 0.1 add up a hair over 0.3
+
+
+def resource_shortfall(spec: FleetSpec, nodes: Sequence[Mapping[str, float]]) -> str | None:
+    """What a cluster whose live machines have these resources (each one's "Resources" in
+    Ray's ray.nodes()) lacks to start every model's minimum replicas, as a sentence with the
+    options that fix it; None when they fit. (Serve would otherwise wait for room without end.)
+
+    A replica takes its GPUs and CPUs on one machine, so the replicas must fit machine by
+    machine, not only in the cluster's totals."""
     replicas = len(spec.models) * spec.min_replicas
+    needs = {"GPU": spec.gpus_per_replica, "CPU": spec.cpus_per_replica}
+    per_model = f" ({spec.min_replicas} per model)" if len(spec.models) > 1 else ""
     if replicas == 1:
         start, fix = "the 1 replica to start needs", "give it less"
     else:
-        per_model = f" ({spec.min_replicas} per model)" if len(spec.models) > 1 else ""
         start = f"the {replicas} replicas to start{per_model} need"
         fix = "start fewer (--replicas, --min-replicas) or give each less"
-    for resource, each, option in (("GPU", spec.gpus_per_replica, "--gpus-per-replica"),
-                                   ("CPU", spec.cpus_per_replica, "--cpus-per-replica")):
-        needed, present = replicas * each, cluster.get(resource, 0.0)
-        if needed > present + 1e-9:  # fractions such as 3 x 0.1 add up a hair over
+    for resource, each in needs.items():
+        needed, present = replicas * each, sum(node.get(resource, 0.0) for node in nodes)
+        if needed > present + _HAIR:
             plural = "s" if needed != 1 else ""
             share = f" ({each:g} each)" if replicas > 1 else ""
-            to_cpu = ", or 0 to run on the CPU" if resource == "GPU" else ""
             return (f"{start} {needed:g} {resource}{plural}{share} and the cluster has "
-                    f"{present:g}; {fix} ({option}{to_cpu})")
-    return None
+                    f"{present:g}; {fix} ({_OPTIONS[resource]})")
+    room = sum(_replicas_on(node, needs) for node in nodes)
+    if room >= replicas:
+        return None
+    used = {resource: each for resource, each in needs.items() if each}
+    one_machine = " and ".join(f"{each:g} {resource}{'s' if each != 1 else ''}"
+                               for resource, each in used.items()) + " on one machine"
+    options = "; ".join(_OPTIONS[resource] for resource in used)
+    if replicas == 1:
+        return (f"no machine in the cluster has room for the 1 replica to start, which needs "
+                f"{one_machine}; {fix} ({options})")
+    return (f"the cluster's machines have room for {room} of the {replicas} replicas to "
+            f"start{per_model}, each of which needs {one_machine}; {fix} ({options})")
+
+
+def _replicas_on(node: Mapping[str, float], needs: Mapping[str, float]) -> float:
+    """How many replicas with these needs one machine with these resources holds."""
+    return min((math.floor(node.get(resource, 0.0) / each + _HAIR)
+                for resource, each in needs.items() if each), default=math.inf)
 
 
 def images_in(batch: Sequence[GenerationParams]) -> int:

@@ -87,17 +87,17 @@ def test_a_negative_scaling_delay_is_refused() -> None:
 def test_a_cluster_with_enough_gpus_and_cpus_in_all_lacks_nothing() -> None:
     fleet = spec(min_replicas=2, max_replicas=4, gpus_per_replica=1, cpus_per_replica=2)
 
-    assert resource_shortfall(fleet, {"GPU": 2.0, "CPU": 4.0}) is None
+    assert resource_shortfall(fleet, [{"GPU": 2.0, "CPU": 4.0}]) is None
 
 
 def test_replicas_sharing_gpus_need_only_their_shares() -> None:
     fleet = spec(min_replicas=3, max_replicas=3, gpus_per_replica=0.1, cpus_per_replica=0)
 
-    assert resource_shortfall(fleet, {"GPU": 0.3}) is None  # 3 x 0.1 is a hair over 0.3
+    assert resource_shortfall(fleet, [{"GPU": 0.3}]) is None  # 3 x 0.1 is a hair over 0.3
 
 
 def test_a_cluster_without_a_gpu_is_told_how_to_run_on_the_cpu() -> None:
-    assert resource_shortfall(spec(), {"CPU": 8.0}) == (
+    assert resource_shortfall(spec(), [{"CPU": 8.0}]) == (
         "the 1 replica to start needs 1 GPU and the cluster has 0; give it less "
         "(--gpus-per-replica, or 0 to run on the CPU)")
 
@@ -106,7 +106,7 @@ def test_the_shortfall_counts_the_minimum_replicas_of_every_model() -> None:
     fleet = FleetSpec(models=("flux-schnell", "kolors"), loader=SourceLoader(()),
                       min_replicas=2, max_replicas=8)
 
-    assert resource_shortfall(fleet, {"GPU": 3.0, "CPU": 8.0}) == (
+    assert resource_shortfall(fleet, [{"GPU": 2.0, "CPU": 4.0}, {"GPU": 1.0, "CPU": 4.0}]) == (
         "the 4 replicas to start (2 per model) need 4 GPUs (1 each) and the cluster has 3; "
         "start fewer (--replicas, --min-replicas) or give each less (--gpus-per-replica, or 0 "
         "to run on the CPU)")
@@ -115,9 +115,39 @@ def test_the_shortfall_counts_the_minimum_replicas_of_every_model() -> None:
 def test_too_few_cpus_are_a_shortfall_too() -> None:
     fleet = spec(min_replicas=3, max_replicas=3, gpus_per_replica=0, cpus_per_replica=1)
 
-    assert resource_shortfall(fleet, {"CPU": 2.0}) == (
+    assert resource_shortfall(fleet, [{"CPU": 2.0}]) == (
         "the 3 replicas to start need 3 CPUs (1 each) and the cluster has 2; start fewer "
         "(--replicas, --min-replicas) or give each less (--cpus-per-replica)")
+
+
+def test_replicas_spread_over_machines_fit() -> None:
+    fleet = spec(min_replicas=2, max_replicas=2, gpus_per_replica=1, cpus_per_replica=2)
+
+    assert resource_shortfall(fleet, [{"GPU": 1.0, "CPU": 2.0}, {"GPU": 1.0, "CPU": 2.0}]) is None
+
+
+def test_a_replica_bigger_than_every_machine_is_a_shortfall_though_the_totals_suffice() -> None:
+    fleet = spec(gpus_per_replica=2, cpus_per_replica=1)
+
+    assert resource_shortfall(fleet, [{"GPU": 1.0, "CPU": 8.0}, {"GPU": 1.0, "CPU": 8.0}]) == (
+        "no machine in the cluster has room for the 1 replica to start, which needs 2 GPUs and "
+        "1 CPU on one machine; give it less (--gpus-per-replica, or 0 to run on the CPU; "
+        "--cpus-per-replica)")
+
+
+def test_a_replica_takes_its_gpu_and_its_cpu_on_the_same_machine() -> None:
+    fleet = spec(gpus_per_replica=1, cpus_per_replica=1)
+
+    assert resource_shortfall(fleet, [{"GPU": 1.0, "CPU": 0.0}, {"CPU": 4.0}]) is not None
+
+
+def test_only_whole_replicas_count_on_each_machine() -> None:
+    fleet = spec(min_replicas=3, max_replicas=3, gpus_per_replica=1, cpus_per_replica=0)
+
+    assert resource_shortfall(fleet, [{"GPU": 1.5}, {"GPU": 1.5}]) == (
+        "the cluster's machines have room for 2 of the 3 replicas to start, each of which needs "
+        "1 GPU on one machine; start fewer (--replicas, --min-replicas) or give each less "
+        "(--gpus-per-replica, or 0 to run on the CPU)")
 
 
 def test_a_failed_deployment_is_told_by_the_exception_its_replicas_raised() -> None:
