@@ -1,8 +1,8 @@
 """GPU worker benchmark: seconds per image through the worker's own generate path.
 
 On an NVIDIA GPU: FLUX.1-schnell at full size with random weights built from its published
-configs (written below; nothing is downloaded), 1024x1024, 4 steps, bfloat16, batch 1,
-eager and torch.compile'd; p50 over --runs images after --warmup. Printed beside the bound the
+configs (bot/worker/random_flux.py; nothing is downloaded), 1024x1024, 4 steps, bfloat16,
+batch 1, eager and torch.compile'd; p50 over --runs images after --warmup. Printed beside the bound the
 hardware sets (the FLOPs of one image, counted as --shapes counts them, over the GPU's dense
 bf16 peak) and beside Replicate's published 0.72 s per image.
 
@@ -43,7 +43,8 @@ from PIL import Image
 
 from bot.core.catalog import Catalog
 from bot.worker.params import GenerationParams, ParamError, parse_body
-from bot.worker.pipelines import MAX_SEQUENCE_LENGTH, Engine, LoadedModel, place_pipeline
+from bot.worker.pipelines import MAX_SEQUENCE_LENGTH, Engine
+from bot.worker.random_flux import FULL_SIZE, FluxConfigs, build_flux, random_flux_engine
 from bot.worker.sources import EngineOptions
 
 REPLICATE_S = 0.72  # Replicate's published seconds per image for FLUX.1-schnell
@@ -52,48 +53,6 @@ TARGET_S = 0.40  # s/image on an H100 SXM or H200, whose bound (printed) is abou
 PEAK_BF16_TFLOPS = {"H100 SXM": 989.0, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H200": 989.0,
                     "A100": 312.0, "L40S": 362.0, "L4": 121.0, "RTX 4090": 165.0}
 
-# The published configs of black-forest-labs/FLUX.1-schnell (diffusers layout).
-FLUX_TRANSFORMER = {
-    "patch_size": 1, "in_channels": 64, "num_layers": 19, "num_single_layers": 38,
-    "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 4096,
-    "pooled_projection_dim": 768, "guidance_embeds": False, "axes_dims_rope": [16, 56, 56],
-}
-FLUX_VAE = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 16,
-    "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32,
-    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "act_fn": "silu", "sample_size": 1024, "scaling_factor": 0.3611, "shift_factor": 0.1159,
-    "use_quant_conv": False, "use_post_quant_conv": False, "mid_block_add_attention": True,
-    "force_upcast": True,
-}
-CLIP_TEXT = {  # openai/clip-vit-large-patch14, text tower
-    "vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
-    "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu", "projection_dim": 768, "layer_norm_eps": 1e-5,
-}
-T5_XXL = {  # google/t5-v1_1-xxl, encoder only
-    "vocab_size": 32128, "d_model": 4096, "d_ff": 10240, "d_kv": 64, "num_heads": 64,
-    "num_layers": 24, "feed_forward_proj": "gated-gelu", "relative_attention_num_buckets": 32,
-    "relative_attention_max_distance": 128, "layer_norm_epsilon": 1e-6, "dropout_rate": 0.0,
-}
-FLUX_SCHEDULER = {
-    "num_train_timesteps": 1000, "shift": 1.0, "use_dynamic_shifting": False,
-    "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256, "max_image_seq_len": 4096,
-}
-
-
-@dataclass(frozen=True)
-class FluxConfigs:
-    """The keyword arguments a FluxPipeline's parts are built from (diffusers / transformers)."""
-
-    transformer: Mapping[str, Any]  # FluxTransformer2DModel
-    vae: Mapping[str, Any]  # AutoencoderKL
-    clip_text: Mapping[str, Any]  # CLIPTextConfig
-    t5: Mapping[str, Any]  # T5Config (encoder only)
-    scheduler: Mapping[str, Any]  # FlowMatchEulerDiscreteScheduler
-
-
-FULL_SIZE = FluxConfigs(FLUX_TRANSFORMER, FLUX_VAE, CLIP_TEXT, T5_XXL, FLUX_SCHEDULER)
 # FLUX.1-schnell's published parameter counts, as usually quoted.
 PUBLISHED_PARAMETERS = {"transformer": 11.9e9, "text_encoder_2": 4.76e9, "text_encoder": 123e6,
                         "vae": 84e6}
@@ -141,48 +100,6 @@ def peak_tflops(gpu_name: str) -> float | None:
     if "h100" in gpu_name.lower():
         return PEAK_BF16_TFLOPS["H100 SXM"]
     return None
-
-
-def build_flux(configs: FluxConfigs, device: torch.device, dtype: torch.dtype) -> Any:
-    """A FluxPipeline built from `configs` with random weights of `dtype`, created on `device`.
-
-    On the meta device the parts have their shapes and dtypes but no memory behind them, so the
-    full-size pipeline (34 GB in bfloat16) builds anywhere in seconds. The tokenizers are local
-    stand-ins (bot.worker.synthetic) that pad prompts to the same lengths as the real ones.
-    """
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        FluxPipeline,
-        FluxTransformer2DModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    from bot.worker.synthetic import clip_tokenizer, sentencepiece_model, t5_tokenizer
-
-    tokenizer = clip_tokenizer()
-    tokenizer_2 = t5_tokenizer(sentencepiece_model())
-    clip_config = CLIPTextConfig(  # pools at the stand-in tokenizer's end-of-text token
-        **{**configs.clip_text, "bos_token_id": tokenizer.bos_token_id,
-           "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id})
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            torch.manual_seed(0)
-            pipe = FluxPipeline(
-                scheduler=FlowMatchEulerDiscreteScheduler(**configs.scheduler),
-                vae=AutoencoderKL(**configs.vae),
-                text_encoder=CLIPTextModel(clip_config).eval(),
-                tokenizer=tokenizer,
-                text_encoder_2=T5EncoderModel(T5Config(**configs.t5)).eval(),
-                tokenizer_2=tokenizer_2,
-                transformer=FluxTransformer2DModel(**configs.transformer),
-            )
-    finally:
-        torch.set_default_dtype(previous)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def parameter_counts(pipe: Any) -> dict[str, int]:
@@ -384,14 +301,12 @@ def time_flux(
     CUDA and bfloat16; tests/bench call it with tiny configs on the CPU.
     """
     started = time.perf_counter()
-    pipe = build_flux(configs, device, dtype)
+    engine = random_flux_engine(configs, device, dtype)
     built = f"built in {time.perf_counter() - started:.0f}s"
     if device.type == "cuda":
         built += f"; {torch.cuda.memory_allocated(device) / 2**30:.1f} GiB allocated"
     say(built)
-    loaded = LoadedModel("flux-schnell", pipe, dict(pipe.scheduler.config))
-    place_pipeline(loaded, device, EngineOptions())
-    engine = Engine({"flux-schnell": loaded}, device, dtype)
+    loaded = engine.models["flux-schnell"]
     # The size is set after parsing: the catalog's 512-2048 px is the HTTP contract's limit, and
     # the tests run this path at 64 px.
     params = replace(request(engine, "flux-schnell", steps=4), width=size, height=size)

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import torch
 
+from bot.worker.random_flux import TINY
+
 RUNS, SIZE = 2, 64
 
 
@@ -21,20 +23,8 @@ def tiny_run(bench: ModuleType) -> Any:
     without the minute inductor's C++ code generation takes on a CPU.
     """
     torch.set_num_threads(1)  # tiny ops: syncing threads costs more than it saves
-    tiny = bench.FluxConfigs(
-        transformer={**bench.FLUX_TRANSFORMER, "in_channels": 16, "num_layers": 1,
-                     "num_single_layers": 1, "attention_head_dim": 16, "num_attention_heads": 2,
-                     "joint_attention_dim": 32, "pooled_projection_dim": 32,
-                     "axes_dims_rope": [4, 6, 6]},
-        vae={**bench.FLUX_VAE, "latent_channels": 4, "block_out_channels": [8, 8, 8, 8],
-             "layers_per_block": 1, "norm_num_groups": 4},
-        clip_text={**bench.CLIP_TEXT, "hidden_size": 32, "intermediate_size": 37,
-                   "num_hidden_layers": 2, "num_attention_heads": 4, "projection_dim": 32},
-        t5={**bench.T5_XXL, "d_model": 32, "d_ff": 37, "d_kv": 8, "num_heads": 4, "num_layers": 2},
-        scheduler=bench.FLUX_SCHEDULER,
-    )
     lines: list[str] = []
-    run = bench.time_flux(tiny, torch.device("cpu"), torch.bfloat16, size=SIZE, runs=RUNS,
+    run = bench.time_flux(TINY, torch.device("cpu"), torch.bfloat16, size=SIZE, runs=RUNS,
                           warmup=1, compile_options={"backend": "eager"}, say=lines.append)
     return run, lines
 
