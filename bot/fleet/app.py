@@ -5,6 +5,7 @@
                        x-imagine-replica    the replica that made it ("<model>/<replica tag>")
                        x-imagine-batch      images made in the same pipeline call
                        x-imagine-replica-ms time inside the replica, waiting for a batch included
+                       x-imagine-pipeline-ms this request's share of its pipeline call
     GET  /health       the worker's fields for the whole fleet (models with a live replica,
                        queue_depth, seconds_per_image, images, samplers) plus "replicas" (live
                        replicas per model), "queues" (requests in flight per model) and
@@ -127,6 +128,7 @@ class FleetIngress:
             "x-imagine-replica": answer.replica,
             "x-imagine-batch": str(answer.batch),
             "x-imagine-replica-ms": f"{answer.replica_ms:.1f}",
+            "x-imagine-pipeline-ms": f"{answer.seconds * 1000:.1f}",
         })
 
     async def health(self, request: Request) -> Response:

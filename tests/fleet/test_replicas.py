@@ -29,6 +29,14 @@ def test_an_image_answer_carries_the_workers_headers_and_its_replica(fleet: Flee
         r["replica"] for r in fleet.live_replicas()}
 
 
+def test_an_image_answer_tells_its_share_of_the_pipeline_call_within_its_time_in_the_replica(
+        fleet: Fleet) -> None:
+    response = fleet.post("flux-schnell", {**SMALL, "seed": 42})
+
+    pipeline_ms = float(response.headers["x-imagine-pipeline-ms"])
+    assert 0 < pipeline_ms <= float(response.headers["x-imagine-replica-ms"])
+
+
 def test_the_fleet_makes_the_image_the_worker_makes_for_a_seed(fleet: Fleet, engine: Any) -> None:
     body = {**SMALL, "seed": 77, "image_format": "png"}
     params = parse_body(engine.catalog.get("flux-schnell"), body, engine.tables["flux-schnell"])
