@@ -29,7 +29,17 @@ replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z queued=Q/R, th
 serve_default_router for N > 1, then serve_floor hops=H overhead_p50_ms=Y overhead_p99_ms=Z
 and http_floor overhead_p50_ms=Y overhead_p99_ms=Z.
 
-Usage: python bench/fleet.py [--latency 0.5] [--replicas 1,2,4] [--max-batch-size 1]
+--pipeline flux serves FLUX.1-schnell at full size with random weights instead
+(bot/worker/random_flux.py: nothing downloaded), 1024x1024, 4 steps, bfloat16, on one GPU per
+replica (--gpus-per-replica 0.5 puts two on a GPU). L is then measured: each request's
+overhead is its latency less its own share of the pipeline call (the fleet's
+x-imagine-pipeline-ms), and the throughput ratio's L is the mean share in that phase; each
+line adds L (p50) and the device.
+--pipeline tiny-flux is the same pipeline shrunk, on the CPU: its code path only. A replica
+count the cluster has no room for is named, not measured; the floors are left out.
+
+Usage: python bench/fleet.py [--pipeline fixed|flux|tiny-flux] [--latency 0.5]
+       [--replicas 1,2,4] [--gpus-per-replica G] [--size 1024] [--max-batch-size 1]
        [--batch-wait-ms 20] [--no-compare-router]
 """
 
@@ -44,6 +54,7 @@ import statistics
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,29 +72,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def drive(url: str, clients: int, requests: int) -> tuple[float, list[float]]:
-    """`clients` loops sending `requests` in all; (wall seconds, each request's latency)."""
+@dataclass(frozen=True)
+class Driven:
+    """What `drive` saw: the wall time, and per request its latency and pipeline share (the
+    fleet's x-imagine-pipeline-ms), all in seconds."""
+
+    wall: float
+    latencies: list[float]
+    pipeline: list[float]
+
+
+async def drive(url: str, clients: int, requests: int, body: dict[str, Any] = BODY) -> Driven:
+    """`clients` loops sending `requests` in all."""
     import httpx
 
     left = requests
     latencies: list[float] = []
+    pipeline: list[float] = []
 
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal left
         while left > 0:
             left -= 1
             started = time.perf_counter()
-            response = await http.post("/v1/flux-schnell", json=BODY)
+            response = await http.post("/v1/flux-schnell", json=body)
             latencies.append(time.perf_counter() - started)
             if response.status_code != 200:
                 raise RuntimeError(f"the fleet answered {response.status_code}: {response.text}")
+            pipeline.append(float(response.headers["x-imagine-pipeline-ms"]) / 1000)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, headers={"x-api-key": API_KEY}, timeout=60,
                                  limits=limits) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
-        return time.perf_counter() - started, latencies
+        return Driven(time.perf_counter() - started, latencies, pipeline)
 
 
 async def drive_floor(url: str, path: str, requests: int) -> list[float]:
@@ -191,9 +214,24 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def measure(spec: Any, url: str, count: int, latency: float) -> tuple[float, list[float]]:
-    """Deploy `spec`, then (throughput ratio, each request's overhead in ms) as the module
-    docstring says; the application is deleted afterwards."""
+@dataclass(frozen=True)
+class Measured:
+    """One replica count's figures: throughput over N/L, each request's overhead, and L (its
+    median in the overhead phase)."""
+
+    throughput_ratio: float
+    overhead_ms: list[float]
+    seconds_per_image: float
+    device: str
+
+
+def measure(spec: Any, url: str, count: int, latency: float | None, body: dict[str, Any]
+            ) -> Measured:
+    """Deploy `spec`, then measure as the module docstring says; the application is deleted
+    afterwards. L is `latency` when the pipeline sleeps a fixed time; else (None) each request
+    counts its own pipeline share as L, and the throughput phase the mean of its requests'
+    (a real pipeline's pace varies, more so on a CPU shared with other work)."""
+    import httpx
     from ray import serve
 
     from bot.fleet.app import build_app
@@ -201,71 +239,120 @@ def measure(spec: Any, url: str, count: int, latency: float) -> tuple[float, lis
     serve.run(build_app(spec, API_KEY), name="bench", route_prefix="/")
     try:
         wait_for_replicas(url, count)
-        asyncio.run(drive(url, count, 2 * count))  # warm-up: imports, first scheduler
-        _, latencies = asyncio.run(drive(url, count, 20 * count))
+        asyncio.run(drive(url, count, 2 * count, body))  # warm-up: imports, first scheduler
+        single = asyncio.run(drive(url, count, 20 * count, body))
         requests = 24 * count
-        wall, _ = asyncio.run(drive(url, 2 * count, requests))
+        loaded = asyncio.run(drive(url, 2 * count, requests, body))
+        device = httpx.get(f"{url}/health", headers={"x-api-key": API_KEY},
+                           timeout=10).json()["device"]
     finally:
         serve.delete("bench")
-    return (requests / wall) / (count / latency), [(s - latency) * 1000 for s in latencies]
+    own = [latency] * len(single.latencies) if latency is not None else single.pipeline
+    throughput_l = latency if latency is not None else statistics.fmean(loaded.pipeline)
+    return Measured((requests / loaded.wall) / (count / throughput_l),
+                    [(s - p) * 1000 for s, p in zip(single.latencies, own, strict=True)],
+                    statistics.median(own), device)
+
+
+def loader_for(args: argparse.Namespace) -> tuple[Any, float | None, dict[str, Any]]:
+    """The replicas' loader for --pipeline, the fixed L (None: measured) and the request body."""
+    from bot.worker.random_flux import FULL_SIZE, TINY, RandomFluxLoader
+    from bot.worker.synthetic import FixedLatencyLoader
+
+    if args.pipeline == "fixed":
+        return FixedLatencyLoader(args.latency), args.latency, BODY
+    configs = FULL_SIZE if args.pipeline == "flux" else TINY
+    size = args.size or (1024 if args.pipeline == "flux" else 512)
+    body = {"prompt": "a lighthouse", "width": size, "height": size, "steps": 4}
+    return RandomFluxLoader(configs), None, body
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--latency", type=float, default=0.5, help="L: seconds per image")
-    parser.add_argument("--replicas", default="1,2,4", help="replica counts, comma-separated")
+    parser.add_argument("--pipeline", choices=("fixed", "flux", "tiny-flux"), default="fixed",
+                        help="fixed: sleeps L per image; flux: FLUX.1-schnell at full size, "
+                             "random weights, on GPUs; tiny-flux: the same shrunk, on the CPU")
+    parser.add_argument("--latency", type=float, default=0.5, help="fixed: L, seconds per image")
+    parser.add_argument("--replicas", default=None,
+                        help="replica counts, comma-separated (default 1,2,4; flux: 1)")
+    parser.add_argument("--gpus-per-replica", type=float, default=None,
+                        help="default 1 for flux (0.5 puts two on a GPU), else 0")
+    parser.add_argument("--size", type=int, default=None,
+                        help="flux modes: width and height (default 1024; tiny-flux 512)")
     parser.add_argument("--max-batch-size", type=int, default=1)
     parser.add_argument("--batch-wait-ms", type=float, default=20)
     parser.add_argument("--no-compare-router", dest="compare_router", action="store_false",
                         help="skip the serve_default_router lines")
     args = parser.parse_args()
+    replicas = args.replicas or ("1" if args.pipeline == "flux" else "1,2,4")
+    gpus = args.gpus_per_replica
+    if gpus is None:
+        gpus = 1.0 if args.pipeline == "flux" else 0.0
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import ray
         from ray import serve
 
-    from bot.fleet.spec import FleetSpec
-    from bot.worker.synthetic import FixedLatencyLoader
+    from bot.fleet.spec import FleetSpec, resource_shortfall
 
+    loader, latency, body = loader_for(args)
     ray.init(address="local", include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    latency = args.latency
-    print(f"L={latency}s per image, 512x512 JPEG, max_batch_size={args.max_batch_size}, "
-          f"batch_wait={args.batch_wait_ms:g}ms, {os.cpu_count()} CPUs, ray {ray.__version__}")
+    what = (f"L={latency}s per image, 512x512 JPEG" if latency is not None else
+            f"pipeline={args.pipeline} (random weights; L measured), {body['width']}x"
+            f"{body['height']} {body['steps']} steps JPEG, gpus_per_replica={gpus:g}")
+    print(f"{what}, max_batch_size={args.max_batch_size}, batch_wait={args.batch_wait_ms:g}ms, "
+          f"{os.cpu_count()} CPUs, ray {ray.__version__}")
     try:
-        for count in (int(n) for n in args.replicas.split(",")):
+        machines = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        for count in (int(n) for n in replicas.split(",")):
             # Serve's default router only differs from ours when there is a choice to make.
             for least_busy in (True, False) if count > 1 and args.compare_router else (True,):
                 spec = FleetSpec(
-                    models=("flux-schnell",), loader=FixedLatencyLoader(latency),
-                    min_replicas=count, max_replicas=count, gpus_per_replica=0,
+                    models=("flux-schnell",), loader=loader,
+                    min_replicas=count, max_replicas=count, gpus_per_replica=gpus,
                     cpus_per_replica=0, max_batch_size=args.max_batch_size,
                     batch_wait_s=args.batch_wait_ms / 1000, least_busy=least_busy,
                 )
-                ratio, overhead_ms = measure(spec, url, count, latency)
                 label = "" if least_busy else "serve_default_router "
-                print(f"{label}replicas={count} throughput_ratio={ratio:.3f} "
+                shortfall = resource_shortfall(spec, machines)
+                if shortfall:  # Serve would wait for room without end
+                    print(f"{label}replicas={count} not measured: {shortfall}", flush=True)
+                    continue
+                run = measure(spec, url, count, latency, body)
+                overhead_ms, per_image = run.overhead_ms, run.seconds_per_image
+                measured = "" if latency is not None else (
+                    f" seconds_per_image={per_image:.3f} device={run.device!r}")
+                print(f"{label}replicas={count} throughput_ratio={run.throughput_ratio:.3f} "
                       f"overhead_p50_ms={statistics.median(overhead_ms):.1f} "
                       f"overhead_p99_ms={percentile(overhead_ms, 0.99):.1f} "
-                      f"queued={sum(ms > latency * 500 for ms in overhead_ms)}/"
-                      f"{len(overhead_ms)}", flush=True)
-        two_hops, one_hop = floor_apps(latency)
-        serve.run(two_hops, name="floor", route_prefix="/floor")
-        serve.run(one_hop, name="floor1", route_prefix="/floor1")
-        for hops, path in ((2, "/floor"), (1, "/floor1")):
-            asyncio.run(drive_floor(url, path, 3))
-            floor_ms = [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, path, 20))]
-            print(f"serve_floor hops={hops} overhead_p50_ms={statistics.median(floor_ms):.1f} "
-                  f"overhead_p99_ms={percentile(floor_ms, 0.99):.1f}", flush=True)
-        plain_ms = http_floor(latency)
-        print(f"http_floor overhead_p50_ms={statistics.median(plain_ms):.1f} "
-              f"overhead_p99_ms={percentile(plain_ms, 0.99):.1f}", flush=True)
+                      f"queued={sum(ms > per_image * 500 for ms in overhead_ms)}/"
+                      f"{len(overhead_ms)}{measured}", flush=True)
+        if latency is not None:  # the floors sleep L: for the fixed-latency pipeline only
+            print_floors(url, latency)
     finally:
         ray.shutdown()
+
+
+def print_floors(url: str, latency: float) -> None:
+    """Serve's own floor (one and two hops) and a plain HTTP server's, as overhead lines."""
+    from ray import serve
+
+    two_hops, one_hop = floor_apps(latency)
+    serve.run(two_hops, name="floor", route_prefix="/floor")
+    serve.run(one_hop, name="floor1", route_prefix="/floor1")
+    for hops, path in ((2, "/floor"), (1, "/floor1")):
+        asyncio.run(drive_floor(url, path, 3))
+        floor_ms = [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, path, 20))]
+        print(f"serve_floor hops={hops} overhead_p50_ms={statistics.median(floor_ms):.1f} "
+              f"overhead_p99_ms={percentile(floor_ms, 0.99):.1f}", flush=True)
+    plain_ms = http_floor(latency)
+    print(f"http_floor overhead_p50_ms={statistics.median(plain_ms):.1f} "
+          f"overhead_p99_ms={percentile(plain_ms, 0.99):.1f}", flush=True)
 
 
 if __name__ == "__main__":
