@@ -2,9 +2,9 @@
 
 On an NVIDIA GPU: FLUX.1-schnell at full size with random weights built from its published
 configs (bot/worker/random_flux.py; nothing is downloaded), 1024x1024, 4 steps, bfloat16,
-batch 1, eager and torch.compile'd; p50 over --runs images after --warmup. Printed beside the bound the
-hardware sets (the FLOPs of one image, counted as --shapes counts them, over the GPU's dense
-bf16 peak) and beside Replicate's published 0.72 s per image.
+batch 1, eager and torch.compile'd; p50 over --runs images after --warmup. Printed beside the
+bound the hardware sets (the FLOPs of one image, counted as --shapes counts them, over the
+GPU's dense bf16 peak) and beside Replicate's published 0.72 s per image.
 
 --shapes needs no GPU and times nothing: it builds the same full-size pipeline with the same
 builder on torch's meta device (shapes and dtypes, no memory behind them), prints each part's
