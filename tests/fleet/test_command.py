@@ -13,9 +13,11 @@ never grows, the same shortfall is one line and exit 2.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -103,11 +105,17 @@ def serve_until_sigterm(command: subprocess.Popen[str], stderr: Path, url: str) 
 
 @contextmanager
 def second_node(cluster: Cluster, log: Path, *options: str) -> Iterator[str]:
-    """`ray start --address` joining the package's cluster: its node id[:12] once it is in."""
+    """`ray start --address` joining the package's cluster: its node id[:12] once it is in.
+
+    The node keeps its files in a folder of its own, removed afterwards: in Ray's default one,
+    `ray start` would leave this finished cluster's address as the machine's current cluster,
+    which a later plain `ray.init()` or `ray status` here would try to reach. (Ray puts sockets
+    in that folder, so it is a short path, not pytest's tmp_path.)"""
+    temp_dir = tempfile.mkdtemp(prefix="ray-node-")
     with log.open("w") as out:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address,
-             *options, "--block", "--disable-usage-stats"],
+             *options, "--temp-dir", temp_dir, "--block", "--disable-usage-stats"],
             # Without a drain period: nothing runs on it once the test is over.
             env={**env_without_settings(), **cluster.auth,
                  "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
@@ -128,6 +136,7 @@ def second_node(cluster: Cluster, log: Path, *options: str) -> Iterator[str]:
             process.wait(timeout=60)
         finally:
             process.kill()
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_the_fleet_command_serves_until_sigterm_then_stops_its_ray_and_exits_0(
