@@ -294,6 +294,7 @@ def main() -> None:
         import ray
         from ray import serve
 
+    from bot.fleet.main import live_machines
     from bot.fleet.spec import FleetSpec, resource_shortfall
 
     loader, latency, body = loader_for(args)
@@ -308,7 +309,7 @@ def main() -> None:
     print(f"{what}, max_batch_size={args.max_batch_size}, batch_wait={args.batch_wait_ms:g}ms, "
           f"{os.cpu_count()} CPUs, ray {ray.__version__}")
     try:
-        machines = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        machines = live_machines()
         for count in (int(n) for n in replicas.split(",")):
             # Serve's default router only differs from ours when there is a choice to make.
             for least_busy in (True, False) if count > 1 and args.compare_router else (True,):

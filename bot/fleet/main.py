@@ -184,8 +184,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     # Ours replace the handler ray.init installed (which exits on the spot): a signal during
     # the deployment stops the fleet cleanly.
     stop = _stop_on_signals()
-    machines = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    shortfall = resource_shortfall(spec, machines)
+    shortfall = resource_shortfall(spec, live_machines())
     if shortfall and not options.address:  # a Ray of its own never gets more
         ray.shutdown()
         return _fail(f"the fleet cannot start on this machine's Ray: {shortfall}")
@@ -253,6 +252,14 @@ def _replicas_text(options: FleetOptions) -> str:
     if options.min_replicas == options.max_replicas:
         return f"{options.min_replicas} replica{'s' if options.min_replicas > 1 else ''}"
     return f"{options.min_replicas} to {options.max_replicas} replicas"
+
+
+def live_machines() -> list[dict[str, float]]:
+    """Each live machine's resources in the Ray this process is connected to (Ray's
+    ray.nodes()), as resource_shortfall takes them."""
+    import ray
+
+    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
 
 
 def _wait_until_running(stop: threading.Event) -> bool:
