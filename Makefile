@@ -28,10 +28,15 @@ install: $(VENV)/.installed-all       ## the bot, the GPU worker, the fleet and 
 run: $(VENV)/.installed-bot           ## start every chat adapter that has credentials (console without)
 	$(VENV)/bin/imagine-bot run
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), tests handed out one at a time; the
+# tests that share the fleet's local Ray run in one of them (see tests/fleet/conftest.py).
+# Many tests wait on sockets, timers and child processes, so even 2 cores gain from two.
+TEST_WORKERS ?= 2
+
 test: install                         ## lint, type-check, then the whole test suite (offline)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check .

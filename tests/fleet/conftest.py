@@ -6,7 +6,8 @@ under /tests (the command's own application takes /): it serves the tiny random-
 pipeline (bot.worker.synthetic, saved with save_pretrained and loaded back by each replica
 through from_pretrained) with two replicas, behind the API key. Ray and the fleet start once
 for the package and stop after its last test; the tests that kill a replica run last, so the
-others always find both replicas.
+others always find both replicas. Under `make test`'s several processes (pytest-xdist), every
+test that uses the Ray runs in the same one (the xdist group "ray"), which takes them first.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ with warnings.catch_warnings():
     from ray import serve
 
 KILLS_A_REPLICA = "kills_a_replica"
+RAY_GROUP = "ray"
 BATCH_WAIT_S = 0.25  # wide, so requests sent together surely meet in one batch
 
 
@@ -55,13 +57,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{KILLS_A_REPLICA}: kills a fleet replica's process")
 
 
+# First: pytest-xdist reads the group marks in a hook of its own.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Silence library noise here, and move the replica-killing tests to the package's end."""
+    """Silence library noise here, put the tests that use the package's Ray in one xdist
+    group, and move the replica-killing tests to the package's end."""
     here = Path(__file__).parent
     silence_library_noise(items, here)
     ours = [i for i, item in enumerate(items) if here in Path(str(item.path)).parents]
     if not ours:
         return
+    for i in ours:
+        # One process starts the Ray and the fleet; another would start a second Ray of its
+        # own on the same cores. The tests that need neither go to whichever process is free.
+        if "cluster" in items[i].fixturenames:
+            items[i].add_marker(pytest.mark.xdist_group(RAY_GROUP))
     block = [items[i] for i in ours]
     block.sort(key=lambda item: item.get_closest_marker(KILLS_A_REPLICA) is not None)
     for index, item in zip(ours, block, strict=True):
