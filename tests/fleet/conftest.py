@@ -97,8 +97,17 @@ def engine(flux_dir: Path) -> Any:
 
 
 @pytest.fixture(scope="package")
-def cluster() -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Cluster]:
     """A local Ray with 2 CPUs (and no GPU) and Serve's proxy, behind the token of RAY_AUTH."""
+    if worker_id != "master":  # one of pytest-xdist's processes: the first to start it wins
+        claim = tmp_path_factory.getbasetemp().parent / "fleet-ray"  # the run's, shared
+        try:
+            claim.mkdir()
+        except FileExistsError:
+            pytest.fail(f"another test process already started the fleet's Ray, so this one "
+                        f"({worker_id}) would start a second: the xdist group "
+                        f"{RAY_GROUP!r} was not kept together (see the pytest pin in "
+                        "pyproject.toml)", pytrace=False)
     # "local": a Ray of the tests' own, whatever RAY_ADDRESS or a `ray start` here would join.
     # No GPU, even on a machine with one: the tests of a fleet waiting for GPUs count on it.
     ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False,
