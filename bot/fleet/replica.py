@@ -70,6 +70,12 @@ def group_by_key(batch: list[GenerationParams]) -> list[list[int]]:
 class ModelReplica:
     """A Serve deployment class (bound in app.py): one model, one Engine, one GPU thread."""
 
+    # Serve calls __del__ also on a replica whose __init__ raised (a model that failed to
+    # load): what __del__ reads has a value before __init__ sets it.
+    _gpu: ThreadPoolExecutor | None = None
+    _board: Any = None  # the board's actor handle, looked up by each heartbeat
+    _beat: asyncio.Task[None] | None = None
+
     # Ray actors (and so Serve replicas) may construct asynchronously; type checkers object.
     async def __init__(self, model: str, spec: FleetSpec) -> None:  # type: ignore[misc]
         context = serve.get_replica_context()
@@ -85,7 +91,6 @@ class ModelReplica:
         self._ongoing = 0
         self._images = 0
         self._node = ray.get_runtime_context().get_node_id()[:12]
-        self._board: Any = None  # the board's actor handle, looked up by each heartbeat
         self._changed = asyncio.Event()  # set when `ongoing` changes: report it soon
         self._beat = asyncio.create_task(self._heartbeat())
         log.info("replica %s ready on %s", self.name, self.engine.device_name)
@@ -173,11 +178,13 @@ class ModelReplica:
 
     async def __del__(self) -> None:
         """On a clean stop: leave the board at once rather than fading out of it."""
-        self._beat.cancel()
+        if self._beat is not None:
+            self._beat.cancel()
         if self._board is not None:
             with contextlib.suppress(Exception):
                 self._board.leave.remote(self.name)
-        self._gpu.shutdown(wait=False)
+        if self._gpu is not None:
+            self._gpu.shutdown(wait=False)
 
     def __repr__(self) -> str:
         return f"ModelReplica({self.name})"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
+from bot.fleet.replica import ModelReplica
 from bot.worker.contract import encode_images
 from bot.worker.params import parse_body
 from tests.fleet.support import SMALL, Fleet, distance
@@ -51,3 +55,13 @@ def test_several_samples_come_back_as_base64_with_their_seeds(fleet: Fleet) -> N
 
     assert response.json()["seeds"] == [5, 6]
     assert len(response.json()["images"]) == 2
+
+
+# Python calls __del__ too, when the instance is collected: Serve's destructors are coroutines.
+@pytest.mark.filterwarnings("ignore:coroutine 'ModelReplica.__del__' was never awaited")
+def test_a_replica_whose_model_failed_to_load_stops_without_an_error() -> None:
+    # Serve calls the destructor of a replica whose __init__ raised (a machine without the
+    # model folder): an instance on which __init__ set nothing of what __del__ reads.
+    failed = ModelReplica.__new__(ModelReplica)
+
+    asyncio.run(failed.__del__())
