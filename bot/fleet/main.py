@@ -13,7 +13,8 @@ cluster (`ray start --head` on one machine, `ray start --address HEAD:6379` on t
 Ray, torch and diffusers are imported only inside run_fleet, so `imagine-bot --help` works
 without the fleet extra. Every start-up problem is one line on stderr: exit code 2 for bad
 options, a cluster out of reach or a Ray of its own too small for the replicas, 1 when Serve
-gives up on the deployment.
+gives up on the deployment; a replica that fails to start while Serve retries it (on a machine
+without the model, say) is told once, and the command waits on.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options
 APP_NAME = "imagine"
 # "bot.worker.sources.SourceError: " before a traceback's last line: the sentence follows it.
 _EXCEPTION_TYPE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception): ")
+# How Serve's deployment message begins while it retries a replica that failed to start, and
+# where Ray's error in it names the machine: "(pid=..., ip=10.0.0.2, actor_id=...)".
+_RETRYING_A_REPLICA = "A replica failed to start"
+_NODE_IP = re.compile(r"\bip=([^,)\s]+)")
 
 
 class DeployFailed(Exception):
@@ -269,12 +274,20 @@ def _wait_until_running(stop: threading.Event) -> bool:
     from ray.serve.schema import ApplicationStatus
 
     stopped = False
+    told: set[str] = set()
     while True:  # the status is read once more after a stop: it may have come as it ran
         app = serve.status().applications.get(APP_NAME)
         if app is not None and app.status == ApplicationStatus.RUNNING:
             return True
         if app is not None and app.status == ApplicationStatus.DEPLOY_FAILED:
             raise DeployFailed(deploy_failure(app))
+        # Serve gives up only while no replica of a deployment has started; after that it
+        # retries for ever (a machine without the model folder), so each cause is said once.
+        for failure in start_failures(app) if app is not None else []:
+            if failure not in told:
+                told.add(failure)
+                print(f"imagine-bot fleet: {failure}; Serve keeps retrying it (Ctrl-C stops)",
+                      file=sys.stderr)
         if stopped:
             return False
         stopped = stop.wait(0.25)
@@ -284,13 +297,32 @@ def deploy_failure(app: Any) -> str:
     """Why Serve gave up on an application (its ApplicationStatusOverview): the last line of
     each failed deployment's message, which is the exception its replicas raised, else the
     application's own message."""
-    reasons = []
-    for name, deployment in app.deployments.items():
-        lines = [line.strip() for line in deployment.message.splitlines() if line.strip()]
-        if deployment.status == "DEPLOY_FAILED" and lines:
-            reason = _EXCEPTION_TYPE.sub("", lines[-1], count=1)
-            reasons.append(reason if reason.startswith(f"{name}:") else f"{name}: {reason}")
+    reasons = [_exception_line(name, deployment.message)
+               for name, deployment in app.deployments.items()
+               if deployment.status == "DEPLOY_FAILED" and deployment.message.strip()]
     return "; ".join(reasons)[:300] or _first_line(app.message or "Serve gave no reason")
+
+
+def start_failures(app: Any) -> list[str]:
+    """What Serve is retrying in an application still deploying (its
+    ApplicationStatusOverview): for each deployment whose replica failed to start, which
+    machine (its IP, where Ray's error names it) and the exception the replica raised."""
+    failures = []
+    for name, deployment in app.deployments.items():
+        if deployment.message.startswith(_RETRYING_A_REPLICA):
+            node = _NODE_IP.search(deployment.message)
+            where = f" on {node.group(1)}" if node else ""
+            reason = _exception_line(name, deployment.message)[:300].rstrip(".")
+            failures.append(f"a replica of {name} failed to start{where}: {reason}")
+    return failures
+
+
+def _exception_line(deployment: str, message: str) -> str:
+    """The last line of a Serve message holding a replica's traceback (the exception), without
+    its type, and beginning with the deployment's name."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    reason = _EXCEPTION_TYPE.sub("", lines[-1], count=1)
+    return reason if reason.startswith(f"{deployment}:") else f"{deployment}: {reason}"
 
 
 def _stop_fleet(*, own_ray: bool) -> None:

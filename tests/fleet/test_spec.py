@@ -6,6 +6,13 @@ import argparse
 from pathlib import Path
 
 import pytest
+from ray.serve.schema import (
+    ApplicationStatus,
+    ApplicationStatusOverview,
+    DeploymentStatus,
+    DeploymentStatusOverview,
+    DeploymentStatusTrigger,
+)
 
 from bot.cli import main
 from bot.config import FleetSettings
@@ -15,6 +22,7 @@ from bot.fleet.main import (
     cluster_unreachable,
     deploy_failure,
     fleet_options,
+    start_failures,
 )
 from bot.fleet.replica import deployment_options
 from bot.fleet.spec import FleetSpec, SourceLoader, resource_shortfall
@@ -150,45 +158,70 @@ def test_only_whole_replicas_count_on_each_machine() -> None:
         "(--gpus-per-replica, or 0 to run on the CPU)")
 
 
+def deployment(status: DeploymentStatus, message: str = "",
+               **replica_states: int) -> DeploymentStatusOverview:
+    """A deployment as Serve's status reports it."""
+    return DeploymentStatusOverview(status=status, message=message,
+                                    replica_states=replica_states,
+                                    status_trigger=DeploymentStatusTrigger.UNSPECIFIED)
+
+
+def application(status: ApplicationStatus, message: str = "",
+                **deployments: DeploymentStatusOverview) -> ApplicationStatusOverview:
+    """An application as Serve's status reports it."""
+    return ApplicationStatusOverview(status=status, message=message, last_deployed_time_s=0.0,
+                                     deployments=deployments)
+
+
 def test_a_failed_deployment_is_told_by_the_exception_its_replicas_raised() -> None:
-    from ray.serve.schema import (
-        ApplicationStatus,
-        ApplicationStatusOverview,
-        DeploymentStatus,
-        DeploymentStatusOverview,
-        DeploymentStatusTrigger,
-    )
-
-    def deployment(status: DeploymentStatus, message: str) -> DeploymentStatusOverview:
-        return DeploymentStatusOverview(status=status, message=message, replica_states={},
-                                        status_trigger=DeploymentStatusTrigger.UNSPECIFIED)
-
     # The shape of what Serve 2.60 reported for a model folder with a truncated weights file.
-    app = ApplicationStatusOverview(
-        status=ApplicationStatus.DEPLOY_FAILED, last_deployed_time_s=0.0,
-        message="Failed to update the deployments ['flux-schnell'].",
-        deployments={
-            "flux-schnell": deployment(DeploymentStatus.DEPLOY_FAILED, (
-                "The deployment failed to start 3 times in a row. ... Error:\n"
-                "RuntimeError: Traceback (most recent call last):\n"
-                '  File "bot/worker/pipelines.py", line 99, in load_pipeline\n'
-                "    raise SourceError(\n"
-                "bot.worker.sources.SourceError: flux-schnell: could not load /m/flux: "
-                "OSError: Unable to load weights\n")),
-            "ingress": deployment(DeploymentStatus.HEALTHY, ""),
-        },
+    app = application(
+        ApplicationStatus.DEPLOY_FAILED, "Failed to update the deployments ['flux-schnell'].",
+        **{"flux-schnell": deployment(DeploymentStatus.DEPLOY_FAILED, (
+            "The deployment failed to start 3 times in a row. ... Error:\n"
+            "RuntimeError: Traceback (most recent call last):\n"
+            '  File "bot/worker/pipelines.py", line 99, in load_pipeline\n'
+            "    raise SourceError(\n"
+            "bot.worker.sources.SourceError: flux-schnell: could not load /m/flux: "
+            "OSError: Unable to load weights\n")),
+           "ingress": deployment(DeploymentStatus.HEALTHY)},
     )
 
     assert deploy_failure(app) == ("flux-schnell: could not load /m/flux: OSError: Unable to "
                                    "load weights")
 
 
-def test_a_failed_application_without_a_failed_deployment_is_told_by_its_own_message() -> None:
-    from ray.serve.schema import ApplicationStatus, ApplicationStatusOverview
+def test_a_replica_serve_retries_is_told_by_its_machine_and_the_exception_it_raised() -> None:
+    # The shape of what Serve 2.60 reported with the model folder missing on one of two
+    # machines (bench/two_hosts.py): the other machine's replica had started.
+    app = application(
+        ApplicationStatus.DEPLOYING,
+        **{"flux-schnell": deployment(DeploymentStatus.UPDATING, (
+            "A replica failed to start with exception. Retrying. Error:\n"
+            "\x1b[36mray::ServeReplica:imagine:flux-schnell.initialize_and_get_metadata()"
+            "\x1b[39m (pid=25101, ip=10.77.0.2, actor_id=d3af87)\n"
+            '  File "bot/worker/pipelines.py", line 99, in load_pipeline\n'
+            "    raise SourceError(\n"
+            "bot.worker.sources.SourceError: flux-schnell: could not load /m/flux: "
+            "ValueError: neither a valid local path nor a valid repo id\n"),
+            RUNNING=1, STARTING=1),
+           "ingress": deployment(DeploymentStatus.HEALTHY, RUNNING=1)},
+    )
 
-    app = ApplicationStatusOverview(status=ApplicationStatus.DEPLOY_FAILED,
-                                    message="Unexpected error\nmore", last_deployed_time_s=0.0,
-                                    deployments={})
+    assert start_failures(app) == [
+        "a replica of flux-schnell failed to start on 10.77.0.2: flux-schnell: could not load "
+        "/m/flux: ValueError: neither a valid local path nor a valid repo id"]
+
+
+def test_replicas_still_starting_without_a_failure_are_not_told() -> None:
+    app = application(ApplicationStatus.DEPLOYING,
+                      **{"flux-schnell": deployment(DeploymentStatus.UPDATING, STARTING=2)})
+
+    assert start_failures(app) == []
+
+
+def test_a_failed_application_without_a_failed_deployment_is_told_by_its_own_message() -> None:
+    app = application(ApplicationStatus.DEPLOY_FAILED, "Unexpected error\nmore")
 
     assert deploy_failure(app) == "Unexpected error"
 
