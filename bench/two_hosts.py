@@ -22,7 +22,8 @@ random-weight Flux from /tmp/imagine-models/flux, copied into its own /tmp. Chec
 5. With the model folder removed from host2, the command says once which machine failed and
    why, while Serve retries (three times here); host1's replica answers meanwhile; once the
    folder is copied back, Serve's next retry starts the replica and the command says it
-   serves.
+   serves. Then, while it serves, host2 loses the folder again and its replica is killed:
+   the command says so again, and the replica comes back with the folder.
 
 Needs root on Linux, with `ip`, `unshare` and `nsenter`: it adds two network namespaces, a
 bridge and addresses, and removes them, with every process in them, at the end. Run it from the
@@ -207,6 +208,7 @@ def check_a_model_missing_on_one_host(cluster: Cluster) -> None:
     replicas = poll(lambda: live_replicas(host1_url) or None, 120, "host1's replica")
     if len(replicas) != 1:
         raise CheckFailed(f"/health lists {replicas} with host2's replica failing")
+    host1_node = replicas[0]["node"]
     answers = concurrent_images(host1_url, 1)
     print(f"meanwhile: /health lists 1 replica, an image is answered 200 by {answers[0][0]}")
     poll(lambda: True if retries(stderr) >= 3 else None, 180, "three retries of host2's replica")
@@ -223,6 +225,23 @@ def check_a_model_missing_on_one_host(cluster: Cluster) -> None:
           f"{retries(stderr)} time(s) in vain")
     if len(told) != 1:
         raise CheckFailed(f"the failure was said {len(told)} times, not once")
+
+    # While serving: host2 loses the folder again and its replica dies.
+    subprocess.run(cluster.host2.run("rm", "-rf", f"{MODELS}/flux"), check=True)
+    host2_replica = next(r for r in replicas if r["node"] != host1_node)
+    os.kill(host2_replica["pid"], signal.SIGKILL)
+    since = time.monotonic()
+    said = wait_for_line(command, stderr, f"{FLEET} a replica of flux-schnell failed to start "
+                         f"on {cluster.host2.ip}", 300, nth=2)
+    print(f"while serving, host2's replica killed and its folder gone: the line again after "
+          f"{time.monotonic() - since:.0f} s")
+    subprocess.run(cluster.host2.run("cp", "-r", str(cluster.model), f"{MODELS}/flux"),
+                   check=True)
+    since = time.monotonic()
+    replicas = poll(lambda: found if len(found := live_replicas(host1_url)) == 2 else None,
+                    300, "host2's replica back")
+    print(f"folder back: {len(replicas)} replicas on {len({r['node'] for r in replicas})} "
+          f"nodes after {time.monotonic() - since:.0f} s")
     stop(command, stderr)
 
 
@@ -330,12 +349,13 @@ def start(command: list[str], env: dict[str, str], stderr: Path) -> subprocess.P
 
 
 def wait_for_line(command: subprocess.Popen[bytes], stderr: Path, line: str,
-                  seconds: float) -> str:
-    """Poll a command's stderr for a line beginning with `line`; that whole line."""
+                  seconds: float, nth: int = 1) -> str:
+    """Poll a command's stderr for the nth line beginning with `line`; that whole line."""
     def said() -> str | None:
-        for seen in stderr.read_text(errors="replace").splitlines():
-            if seen.startswith(line):
-                return seen
+        found = [seen for seen in stderr.read_text(errors="replace").splitlines()
+                 if seen.startswith(line)]
+        if len(found) >= nth:
+            return found[nth - 1]
         if command.poll() is not None:
             raise CheckFailed(f"the command exited {command.returncode} before saying "
                               f"{line!r}: {fleet_lines(stderr)}")

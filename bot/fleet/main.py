@@ -42,6 +42,7 @@ from bot.worker.main import (
 from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options, resolve_source
 
 APP_NAME = "imagine"
+log = logging.getLogger("bot.fleet")
 # "bot.worker.sources.SourceError: " before a traceback's last line: the sentence follows it.
 _EXCEPTION_TYPE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception): ")
 # How Serve's deployment message begins while it retries a replica that failed to start, and
@@ -204,7 +205,8 @@ def run_fleet(args: argparse.Namespace) -> int:
         serve.run_many([serve.RunTarget(build_app(spec, api_key), name=APP_NAME,
                                         route_prefix="/")],
                        wait_for_applications_running=False)
-        running = _wait_until_running(stop)
+        told = FailureTeller()
+        running = _wait_until_running(stop, told)
     except Exception as exc:  # a deployment that cannot start: one line, never a traceback
         if options.address:  # no failed application left behind in a cluster that stays
             with contextlib.suppress(Exception):
@@ -217,7 +219,7 @@ def run_fleet(args: argparse.Namespace) -> int:
                  "--port apply only to a Serve this command starts)")
         print(f"imagine-bot fleet: serving {', '.join(sources)} {where} "
               f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
-        stop.wait()
+        _serve_until_stopped(stop, told)
     print("imagine-bot fleet: stopping", file=sys.stderr)
     _stop_fleet(own_ray=not options.address)
     return 0
@@ -267,30 +269,62 @@ def live_machines() -> list[dict[str, float]]:
     return [node["Resources"] for node in ray.nodes() if node["Alive"]]
 
 
-def _wait_until_running(stop: threading.Event) -> bool:
+class FailureTeller:
+    """Says each replica start failure Serve is retrying once, on stderr, and again only if
+    it comes back after Serve's message has cleared."""
+
+    def __init__(self) -> None:
+        self._told: set[str] = set()
+
+    def tell(self, app: Any) -> None:
+        """Print the failures of `app` (an ApplicationStatusOverview) not yet told."""
+        # Serve gives up on a deployment only while none of its replicas has started; after
+        # that it retries for ever (a machine without the model folder, say).
+        failures = set(start_failures(app))
+        for failure in sorted(failures - self._told):
+            print(f"imagine-bot fleet: {failure}; Serve keeps retrying it (Ctrl-C stops)",
+                  file=sys.stderr)
+        self._told = failures
+
+
+def _wait_until_running(stop: threading.Event, told: FailureTeller) -> bool:
     """Wait until the application runs (True) or `stop` is set before it does (False); raises
     DeployFailed with Serve's reason when Serve gives up on it."""
     from ray import serve
     from ray.serve.schema import ApplicationStatus
 
     stopped = False
-    told: set[str] = set()
     while True:  # the status is read once more after a stop: it may have come as it ran
         app = serve.status().applications.get(APP_NAME)
         if app is not None and app.status == ApplicationStatus.RUNNING:
             return True
         if app is not None and app.status == ApplicationStatus.DEPLOY_FAILED:
             raise DeployFailed(deploy_failure(app))
-        # Serve gives up only while no replica of a deployment has started; after that it
-        # retries for ever (a machine without the model folder), so each cause is said once.
-        for failure in start_failures(app) if app is not None else []:
-            if failure not in told:
-                told.add(failure)
-                print(f"imagine-bot fleet: {failure}; Serve keeps retrying it (Ctrl-C stops)",
-                      file=sys.stderr)
+        if app is not None:
+            told.tell(app)
         if stopped:
             return False
         stopped = stop.wait(0.25)
+
+
+def _serve_until_stopped(stop: threading.Event, told: FailureTeller) -> None:
+    """Wait for SIGINT or SIGTERM, telling meanwhile of replicas that fail to start (a
+    replacement, or one more under load, on a machine without the model)."""
+    from ray import serve
+
+    unread = False  # the last read failed: warned once until one succeeds
+    while not stop.wait(2.0):
+        try:
+            app = serve.status().applications.get(APP_NAME)
+        except Exception as exc:  # the cluster out of reach for a while: read on
+            if not unread:
+                log.warning("could not read the fleet's status from Serve: %s",
+                            _first_line(exc))
+            unread = True
+            continue
+        unread = False
+        if app is not None:
+            told.tell(app)
 
 
 def deploy_failure(app: Any) -> str:

@@ -17,6 +17,7 @@ from ray.serve.schema import (
 from bot.cli import main
 from bot.config import FleetSettings
 from bot.fleet.main import (
+    FailureTeller,
     add_fleet_arguments,
     auth_hint,
     cluster_unreachable,
@@ -191,26 +192,69 @@ def test_a_failed_deployment_is_told_by_the_exception_its_replicas_raised() -> N
                                    "load weights")
 
 
-def test_a_replica_serve_retries_is_told_by_its_machine_and_the_exception_it_raised() -> None:
-    # The shape of what Serve 2.60 reported with the model folder missing on one of two
-    # machines (bench/two_hosts.py): the other machine's replica had started.
-    app = application(
+def retrying(ip: str = "10.77.0.2") -> ApplicationStatusOverview:
+    """The shape of what Serve 2.60 reported with the model folder missing on one of two
+    machines (bench/two_hosts.py): the other machine's replica had started."""
+    return application(
         ApplicationStatus.DEPLOYING,
         **{"flux-schnell": deployment(DeploymentStatus.UPDATING, (
             "A replica failed to start with exception. Retrying. Error:\n"
             "\x1b[36mray::ServeReplica:imagine:flux-schnell.initialize_and_get_metadata()"
-            "\x1b[39m (pid=25101, ip=10.77.0.2, actor_id=d3af87)\n"
+            f"\x1b[39m (pid=25101, ip={ip}, actor_id=d3af87)\n"
             '  File "bot/worker/pipelines.py", line 99, in load_pipeline\n'
             "    raise SourceError(\n"
             "bot.worker.sources.SourceError: flux-schnell: could not load /m/flux: "
-            "ValueError: neither a valid local path nor a valid repo id\n"),
+            "ValueError: neither a valid local path nor a valid repo id.\n"),
             RUNNING=1, STARTING=1),
            "ingress": deployment(DeploymentStatus.HEALTHY, RUNNING=1)},
     )
 
-    assert start_failures(app) == [
+
+def healthy() -> ApplicationStatusOverview:
+    """A running application whose deployments are all healthy."""
+    return application(ApplicationStatus.RUNNING,
+                        **{"flux-schnell": deployment(DeploymentStatus.HEALTHY, RUNNING=2)})
+
+
+def test_a_replica_serve_retries_is_told_by_its_machine_and_the_exception_it_raised() -> None:
+    assert start_failures(retrying()) == [
         "a replica of flux-schnell failed to start on 10.77.0.2: flux-schnell: could not load "
         "/m/flux: ValueError: neither a valid local path nor a valid repo id"]
+
+
+def test_a_start_failure_is_told_once_while_serve_retries_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    teller = FailureTeller()
+
+    for _ in range(3):
+        teller.tell(retrying())
+
+    assert capsys.readouterr().err.splitlines() == [
+        "imagine-bot fleet: a replica of flux-schnell failed to start on 10.77.0.2: "
+        "flux-schnell: could not load /m/flux: ValueError: neither a valid local path nor a "
+        "valid repo id; Serve keeps retrying it (Ctrl-C stops)"]
+
+
+def test_a_start_failure_that_comes_back_after_the_fleet_recovered_is_told_again(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    teller = FailureTeller()
+
+    for app in (retrying(), healthy(), retrying()):
+        teller.tell(app)
+
+    assert len(capsys.readouterr().err.splitlines()) == 2
+
+
+def test_a_start_failure_on_another_machine_is_told_too(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    teller = FailureTeller()
+
+    for app in (retrying("10.77.0.2"), retrying("10.77.0.3")):
+        teller.tell(app)
+
+    assert [line.split(": ")[1] for line in capsys.readouterr().err.splitlines()] == [
+        "a replica of flux-schnell failed to start on 10.77.0.2",
+        "a replica of flux-schnell failed to start on 10.77.0.3"]
 
 
 def test_replicas_still_starting_without_a_failure_are_not_told() -> None:
