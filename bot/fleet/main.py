@@ -205,8 +205,8 @@ def run_fleet(args: argparse.Namespace) -> int:
         serve.run_many([serve.RunTarget(build_app(spec, api_key), name=APP_NAME,
                                         route_prefix="/")],
                        wait_for_applications_running=False)
-        told = FailureTeller()
-        running = _wait_until_running(stop, told)
+        teller = FailureTeller()
+        running = _wait_until_running(stop, teller)
     except Exception as exc:  # a deployment that cannot start: one line, never a traceback
         if options.address:  # no failed application left behind in a cluster that stays
             with contextlib.suppress(Exception):
@@ -219,7 +219,7 @@ def run_fleet(args: argparse.Namespace) -> int:
                  "--port apply only to a Serve this command starts)")
         print(f"imagine-bot fleet: serving {', '.join(sources)} {where} "
               f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
-        _serve_until_stopped(stop, told)
+        _serve_until_stopped(stop, teller)
     print("imagine-bot fleet: stopping", file=sys.stderr)
     _stop_fleet(own_ray=not options.address)
     return 0
@@ -287,7 +287,7 @@ class FailureTeller:
         self._told = failures
 
 
-def _wait_until_running(stop: threading.Event, told: FailureTeller) -> bool:
+def _wait_until_running(stop: threading.Event, teller: FailureTeller) -> bool:
     """Wait until the application runs (True) or `stop` is set before it does (False); raises
     DeployFailed with Serve's reason when Serve gives up on it."""
     from ray import serve
@@ -301,13 +301,13 @@ def _wait_until_running(stop: threading.Event, told: FailureTeller) -> bool:
         if app is not None and app.status == ApplicationStatus.DEPLOY_FAILED:
             raise DeployFailed(deploy_failure(app))
         if app is not None:
-            told.tell(app)
+            teller.tell(app)
         if stopped:
             return False
         stopped = stop.wait(0.25)
 
 
-def _serve_until_stopped(stop: threading.Event, told: FailureTeller) -> None:
+def _serve_until_stopped(stop: threading.Event, teller: FailureTeller) -> None:
     """Wait for SIGINT or SIGTERM, telling meanwhile of replicas that fail to start (a
     replacement, or one more under load, on a machine without the model)."""
     from ray import serve
@@ -324,7 +324,7 @@ def _serve_until_stopped(stop: threading.Event, told: FailureTeller) -> None:
             continue
         unread = False
         if app is not None:
-            told.tell(app)
+            teller.tell(app)
 
 
 def deploy_failure(app: Any) -> str:
@@ -338,9 +338,9 @@ def deploy_failure(app: Any) -> str:
 
 
 def start_failures(app: Any) -> list[str]:
-    """What Serve is retrying in an application still deploying (its
-    ApplicationStatusOverview): for each deployment whose replica failed to start, which
-    machine (its IP, where Ray's error names it) and the exception the replica raised."""
+    """What Serve is retrying in an application (its ApplicationStatusOverview, deploying or
+    replacing a replica): for each deployment whose replica failed to start, which machine
+    (its IP, where Ray's error names it) and the exception the replica raised."""
     failures = []
     for name, deployment in app.deployments.items():
         if deployment.message.startswith(_RETRYING_A_REPLICA):
