@@ -34,6 +34,7 @@ from ray.serve.exceptions import (
     DeploymentUnavailableError,
     ReplicaUnavailableError,
 )
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,7 +42,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.core.catalog import Catalog
-from bot.fleet.board import BOARD_NAMESPACE, MISSED_HEARTBEATS, FleetBoard, board_name
+from bot.fleet.board import (
+    BOARD_NAMESPACE,
+    MISSED_HEARTBEATS,
+    FleetBoard,
+    ReplicaReport,
+    board_name,
+)
 from bot.fleet.replica import ModelReplica, ReplicaAnswer, deployment_options
 from bot.fleet.spec import FleetSpec
 from bot.worker.contract import error, guarded, http_error, image_answer, read_json_body
@@ -77,11 +84,32 @@ class FleetIngress:
         self.tables = {model: table_for(model) for model in self.replicas}
         self.figures = {model: _ModelFigures() for model in self.replicas}
         self.cancelled = 0
-        # The board lives as long as this ingress (it is its owner); replicas find it by name.
-        self.board: Any = ray.remote(FleetBoard).options(
+        self.board = self._board()
+
+    def _board(self) -> Any:
+        """The board's actor handle: the running board, else a new one on this machine.
+
+        The board lives as long as this ingress (it is its owner), on its machine: placed
+        anywhere else, a machine that goes down could take the board away from a live
+        ingress. Replicas find it by name at each heartbeat."""
+        this_machine = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                      soft=False)
+        return ray.remote(FleetBoard).options(
             name=board_name(serve.get_replica_context().app_name), namespace=BOARD_NAMESPACE,
-            get_if_exists=True, num_cpus=0,
+            get_if_exists=True, num_cpus=0, scheduling_strategy=this_machine,
         ).remote()
+
+    async def _reports(self) -> list[ReplicaReport]:
+        """The replicas heard from within a few heartbeats, from the board; none while a new
+        board replaces one that is gone."""
+        try:
+            reports: list[ReplicaReport] = await self.board.snapshot.remote(
+                MISSED_HEARTBEATS * self.heartbeat_s)
+        except RayActorError:  # its process died, or its machine (an earlier ingress's board)
+            log.warning("the fleet's board is gone; starting a new one")
+            self.board = self._board()
+            return []  # the replicas report to the new board at their next heartbeat
+        return reports
 
     def __serve_build_asgi_app__(self) -> Starlette:
         """The Starlette app Serve runs in this ingress (serve.ingress, late-bound)."""
@@ -133,7 +161,7 @@ class FleetIngress:
 
     async def health(self, request: Request) -> Response:
         """GET /health: the worker's answer for the whole fleet, from the replicas' reports."""
-        reports = await self.board.snapshot.remote(MISSED_HEARTBEATS * self.heartbeat_s)
+        reports = await self._reports()
         live = {model: [r for r in reports if r.model == model] for model in self.replicas}
         models = sorted(model for model, found in live.items() if found)
         if not models:

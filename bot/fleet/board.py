@@ -2,8 +2,9 @@
 
 Serve's handles reach one replica per call, never all of them, so the replicas report here
 instead: at start, when a request comes or goes, and every `heartbeat_s`. The board is a
-plain Ray actor created by the ingress (it lives and dies with it) and found by name; a report
-older than a few heartbeats is a replica that is gone (killed, or scaled down).
+plain Ray actor created by the ingress on its machine (it lives and dies with it; a board that
+is gone all the same is replaced by the next /health) and found by name; a report older than a
+few heartbeats is a replica that is gone (killed, or scaled down).
 """
 
 from __future__ import annotations

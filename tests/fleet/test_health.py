@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tests.fleet.support import SMALL, Fleet
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from bot.fleet.board import BOARD_NAMESPACE, board_name
+from tests.fleet.support import FLEET_APP, SMALL, Fleet, poll
 
 
 def test_health_lists_the_models_and_every_live_replica(fleet: Fleet) -> None:
@@ -31,3 +37,30 @@ def test_health_counts_images_and_measures_seconds_per_image(fleet: Fleet) -> No
     assert health["images"]["flux-schnell"] == before + 1
     assert health["seconds_per_image"]["flux-schnell"] > 0
     assert health["queue_depth"] == 0
+
+
+def test_health_lists_the_replicas_again_soon_after_its_board_died(fleet: Fleet) -> None:
+    # The board holds the replicas' reports; one on a machine that went down dies alone.
+    board = ray.get_actor(board_name(FLEET_APP), namespace=BOARD_NAMESPACE)
+    ray.kill(board, no_restart=True)
+
+    def dead() -> bool | None:
+        try:
+            ray.get(board.snapshot.remote(1.0), timeout=10)
+        except RayActorError:
+            return True
+        return None
+
+    poll(dead, 30, "the board's death")
+    statuses: list[int] = []
+
+    def both_listed() -> dict[str, Any] | None:
+        response = fleet.health()
+        statuses.append(response.status_code)
+        found = response.json() if response.status_code == 200 else None
+        return found if found and found["replicas"] == {"flux-schnell": 2} else None
+
+    poll(both_listed, 30, "both replicas on /health again")
+
+    assert statuses[0] == 503  # the premise: the ingress found its board gone
+    assert 500 not in statuses
