@@ -30,7 +30,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.worker.main import (
     API_KEY_ENV,
@@ -40,6 +40,9 @@ from bot.worker.main import (
     is_loopback,
 )
 from bot.worker.sources import DEFAULT_SOURCES, SourceError, parse_model_options, resolve_source
+
+if TYPE_CHECKING:
+    from bot.fleet.spec import FleetSpec
 
 APP_NAME = "imagine"
 log = logging.getLogger("bot.fleet")
@@ -205,7 +208,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         serve.run_many([serve.RunTarget(build_app(spec, api_key), name=APP_NAME,
                                         route_prefix="/")],
                        wait_for_applications_running=False)
-        teller = FailureTeller()
+        teller = Teller()
         running = _wait_until_running(stop, teller)
     except Exception as exc:  # a deployment that cannot start: one line, never a traceback
         if options.address:  # no failed application left behind in a cluster that stays
@@ -219,7 +222,7 @@ def run_fleet(args: argparse.Namespace) -> int:
                  "--port apply only to a Serve this command starts)")
         print(f"imagine-bot fleet: serving {', '.join(sources)} {where} "
               f"({_replicas_text(options)} per model); Ctrl-C stops it", file=sys.stderr)
-        _serve_until_stopped(stop, teller)
+        _serve_until_stopped(stop, teller, spec)
     print("imagine-bot fleet: stopping", file=sys.stderr)
     _stop_fleet(own_ray=not options.address)
     return 0
@@ -269,25 +272,34 @@ def live_machines() -> list[dict[str, float]]:
     return [node["Resources"] for node in ray.nodes() if node["Alive"]]
 
 
-class FailureTeller:
-    """Says each replica start failure Serve is retrying once, on stderr, and again only if
-    it comes back after Serve's message has cleared."""
+class Teller:
+    """Says each of the fleet's troubles once, on stderr, while it lasts: one that clears and
+    comes back later is said again."""
 
     def __init__(self) -> None:
         self._told: set[str] = set()
 
-    def tell(self, app: Any) -> None:
-        """Print the failures of `app` (an ApplicationStatusOverview) not yet told."""
-        # Serve gives up on a deployment only while none of its replicas has started; after
-        # that it retries for ever (a machine without the model folder, say).
-        failures = set(start_failures(app))
-        for failure in sorted(failures - self._told):
-            print(f"imagine-bot fleet: {failure}; Serve keeps retrying it (Ctrl-C stops)",
-                  file=sys.stderr)
-        self._told = failures
+    def tell(self, troubles: list[str]) -> None:
+        """Print the troubles not said yet; forget those no longer in the list."""
+        for trouble in sorted(set(troubles) - self._told):
+            print(f"imagine-bot fleet: {trouble}", file=sys.stderr)
+        self._told = set(troubles)
 
 
-def _wait_until_running(stop: threading.Event, teller: FailureTeller) -> bool:
+def troubles(app: Any, shortfall: str | None = None) -> list[str]:
+    """What the command tells of an application (Serve's ApplicationStatusOverview) and of the
+    cluster's room for its replicas (resource_shortfall's sentence, or None)."""
+    # Serve gives up on a deployment only while none of its replicas has started; after that
+    # it retries for ever (a machine without the model folder, say).
+    said = [f"{failure}; Serve keeps retrying it (Ctrl-C stops)"
+            for failure in start_failures(app)]
+    if shortfall:
+        said.append(f"the cluster lost room: {shortfall}; the missing replicas start once it "
+                    "has room again")
+    return said
+
+
+def _wait_until_running(stop: threading.Event, teller: Teller) -> bool:
     """Wait until the application runs (True) or `stop` is set before it does (False); raises
     DeployFailed with Serve's reason when Serve gives up on it."""
     from ray import serve
@@ -301,30 +313,33 @@ def _wait_until_running(stop: threading.Event, teller: FailureTeller) -> bool:
         if app is not None and app.status == ApplicationStatus.DEPLOY_FAILED:
             raise DeployFailed(deploy_failure(app))
         if app is not None:
-            teller.tell(app)
+            teller.tell(troubles(app))
         if stopped:
             return False
         stopped = stop.wait(0.25)
 
 
-def _serve_until_stopped(stop: threading.Event, teller: FailureTeller) -> None:
+def _serve_until_stopped(stop: threading.Event, teller: Teller, spec: FleetSpec) -> None:
     """Wait for SIGINT or SIGTERM, telling meanwhile of replicas that fail to start (a
-    replacement, or one more under load, on a machine without the model)."""
+    replacement, or one more under load, on a machine without the model) and of a cluster
+    that lost the room for them (a machine gone)."""
     from ray import serve
+
+    from bot.fleet.spec import resource_shortfall
 
     unread = False  # the last read failed: warned once until one succeeds
     while not stop.wait(2.0):
         try:
             app = serve.status().applications.get(APP_NAME)
+            shortfall = resource_shortfall(spec, live_machines())
         except Exception as exc:  # the cluster out of reach for a while: read on
             if not unread:
-                log.warning("could not read the fleet's status from Serve: %s",
-                            _first_line(exc))
+                log.warning("could not read the fleet's status from Ray: %s", _first_line(exc))
             unread = True
             continue
         unread = False
         if app is not None:
-            teller.tell(app)
+            teller.tell(troubles(app, shortfall))
 
 
 def deploy_failure(app: Any) -> str:

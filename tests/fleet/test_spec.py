@@ -17,13 +17,14 @@ from ray.serve.schema import (
 from bot.cli import main
 from bot.config import FleetSettings
 from bot.fleet.main import (
-    FailureTeller,
+    Teller,
     add_fleet_arguments,
     auth_hint,
     cluster_unreachable,
     deploy_failure,
     fleet_options,
     start_failures,
+    troubles,
 )
 from bot.fleet.replica import deployment_options
 from bot.fleet.spec import FleetSpec, SourceLoader, resource_shortfall
@@ -224,10 +225,10 @@ def test_a_replica_serve_retries_is_told_by_its_machine_and_the_exception_it_rai
 
 def test_a_start_failure_is_told_once_while_serve_retries_it(
         capsys: pytest.CaptureFixture[str]) -> None:
-    teller = FailureTeller()
+    teller = Teller()
 
     for _ in range(3):
-        teller.tell(retrying())
+        teller.tell(troubles(retrying()))
 
     assert capsys.readouterr().err.splitlines() == [
         "imagine-bot fleet: a replica of flux-schnell failed to start on 10.77.0.2: "
@@ -237,24 +238,34 @@ def test_a_start_failure_is_told_once_while_serve_retries_it(
 
 def test_a_start_failure_that_comes_back_after_the_fleet_recovered_is_told_again(
         capsys: pytest.CaptureFixture[str]) -> None:
-    teller = FailureTeller()
+    teller = Teller()
 
     for app in (retrying(), healthy(), retrying()):
-        teller.tell(app)
+        teller.tell(troubles(app))
 
     assert len(capsys.readouterr().err.splitlines()) == 2
 
 
 def test_a_start_failure_on_another_machine_is_told_too(
         capsys: pytest.CaptureFixture[str]) -> None:
-    teller = FailureTeller()
+    teller = Teller()
 
     for app in (retrying("10.77.0.2"), retrying("10.77.0.3")):
-        teller.tell(app)
+        teller.tell(troubles(app))
 
     assert [line.split(": ")[1] for line in capsys.readouterr().err.splitlines()] == [
         "a replica of flux-schnell failed to start on 10.77.0.2",
         "a replica of flux-schnell failed to start on 10.77.0.3"]
+
+
+def test_a_cluster_that_lost_room_for_the_replicas_is_told_with_the_shortfall() -> None:
+    fleet = spec(min_replicas=2, max_replicas=2, gpus_per_replica=1, cpus_per_replica=0)
+    shortfall = resource_shortfall(fleet, [{"GPU": 1}])  # one of two GPU machines left
+
+    assert troubles(healthy(), shortfall) == [
+        "the cluster lost room: the 2 replicas to start need 2 GPUs (1 each) and the cluster "
+        "has 1; start fewer (--replicas, --min-replicas) or give each less (--gpus-per-replica, "
+        "or 0 to run on the CPU); the missing replicas start once it has room again"]
 
 
 def test_replicas_still_starting_without_a_failure_are_not_told() -> None:
