@@ -24,6 +24,9 @@ random-weight Flux from /tmp/imagine-models/flux, copied into its own /tmp. Chec
    folder is copied back, Serve's next retry starts the replica and the command says it
    serves. Then, while it serves, host2 loses the folder again and its replica is killed:
    the command says so again, and the replica comes back with the folder.
+6. Host2 crashes (every process of it killed at once): the command says the cluster lost the
+   room for a replica, host1's replica answers meanwhile, and when host2 joins again a
+   replica starts on it.
 
 Needs root on Linux, with `ip`, `unshare` and `nsenter`: it adds two network namespaces, a
 bridge and addresses, and removes them, with every process in them, at the end. Run it from the
@@ -94,7 +97,9 @@ class Host:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the folder of logs (in /var/tmp) rather than remove it")
+    args = parser.parse_args()
     missing = [tool for tool in ("ip", "unshare", "nsenter") if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
         print("two hosts: needs root on Linux with ip, unshare and nsenter "
@@ -104,11 +109,13 @@ def main() -> int:
     started = time.monotonic()
     with contextlib.ExitStack() as cleanup:
         work = Path(tempfile.mkdtemp(prefix="imagine-two-hosts-", dir="/var/tmp"))
-        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        if not args.keep_logs:
+            cleanup.callback(shutil.rmtree, work, ignore_errors=True)
         try:
             check_two_hosts(work, cleanup)
         except CheckFailed as failed:
-            print(f"FAILED: {failed} (logs in {work}, removed at exit)")
+            kept = "kept" if args.keep_logs else "removed at exit; --keep-logs keeps them"
+            print(f"FAILED: {failed} (logs in {work}, {kept})")
             print("two_hosts_ok=no")
             return 1
     print(f"done in {time.monotonic() - started:.0f} s")
@@ -160,7 +167,10 @@ def check_two_hosts(work: Path, cleanup: contextlib.ExitStack) -> None:
           f"ray {version('ray')}")
     cluster = Cluster(host1, host2, env, work, model)
     check_the_fleet_across_both_hosts(cluster)
-    check_a_model_missing_on_one_host(cluster)
+    stderr = work / "fleet-2.err"
+    command = check_a_model_missing_on_one_host(cluster, stderr)
+    check_a_host_that_crashes_and_comes_back(cluster, command, stderr)
+    stop(command, stderr)
 
 
 def check_the_fleet_across_both_hosts(cluster: Cluster) -> None:
@@ -196,9 +206,11 @@ def check_the_fleet_across_both_hosts(cluster: Cluster) -> None:
     print("SIGTERM: exit 0, the application is gone (/health 404), the cluster stays")
 
 
-def check_a_model_missing_on_one_host(cluster: Cluster) -> None:
-    """Check 5: host2 loses the model folder, then gets it back."""
-    stderr, host1_url = cluster.work / "fleet-2.err", cluster.url(cluster.host1)
+def check_a_model_missing_on_one_host(cluster: Cluster,
+                                      stderr: Path) -> subprocess.Popen[bytes]:
+    """Check 5: host2 loses the model folder, then gets it back; the fleet command, left
+    serving on both hosts."""
+    host1_url = cluster.url(cluster.host1)
     subprocess.run(cluster.host2.run("rm", "-rf", f"{MODELS}/flux"), check=True)
     since = time.monotonic()
     command = cluster.start_fleet(stderr)
@@ -242,7 +254,35 @@ def check_a_model_missing_on_one_host(cluster: Cluster) -> None:
                     300, "host2's replica back")
     print(f"folder back: {len(replicas)} replicas on {len({r['node'] for r in replicas})} "
           f"nodes after {time.monotonic() - since:.0f} s")
-    stop(command, stderr)
+    return command
+
+
+def check_a_host_that_crashes_and_comes_back(cluster: Cluster,
+                                             command: subprocess.Popen[bytes],
+                                             stderr: Path) -> None:
+    """Check 6: every process of host2 killed at once while the fleet serves; then host2
+    joins again."""
+    host1_url = cluster.url(cluster.host1)
+    since = time.monotonic()
+    stop_namespace(cluster.host2.netns, crash=True)
+    cluster.host2.ray_start.wait(timeout=10)
+    # Seconds, not zero, when the fleet's one ingress ran on host2: Serve starts a new one.
+    poll(lambda: True if len(live_replicas(host1_url)) == 1 else None, 120,
+         "/health with host2's replica gone")
+    print(f"host2 crashed (SIGKILL to all its processes): /health through host1 lists 1 "
+          f"replica {time.monotonic() - since:.0f} s later")
+    said = wait_for_line(command, stderr, f"{FLEET} the cluster lost room:", 120)
+    print(f"the command: {said!r} {time.monotonic() - since:.0f} s after the crash")
+    answers = concurrent_images(host1_url, 2)
+    print(f"meanwhile: 2 images answered 200 by {sorted({r for r, _ in answers})}")
+    since = time.monotonic()
+    start_ray(cluster.host2.netns, cluster.host2.ip, cluster.model, cluster.env,
+              cluster.work / "host2-again.log", "--address", f"{cluster.host1.ip}:{GCS_PORT}",
+              "--num-cpus", "1")
+    replicas = poll(lambda: found if len(found := live_replicas(host1_url)) == 2 else None,
+                    300, "a replica on host2 once it joined again")
+    print(f"host2 joined again: {len(replicas)} replicas on "
+          f"{len({r['node'] for r in replicas})} nodes after {time.monotonic() - since:.0f} s")
 
 
 def environment() -> dict[str, str]:
@@ -283,16 +323,7 @@ def host(name: str, address: str, model: Path, env: dict[str, str], logs: Path,
         for step in (("addr", "add", f"{address}/24", "dev", inside),
                      ("link", "set", inside, "up"), ("link", "set", "lo", "up")):
             ip("netns", "exec", netns, "ip", *step)
-        ray = Path(sys.executable).parent / "ray"
-        script = (f"mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && "
-                  f"mkdir -p {MODELS} && cp -r {model} {MODELS}/flux && "
-                  f"exec {ray} start --node-ip-address {address} --num-gpus 1 "
-                  f"{' '.join(ray_options)} --block --disable-usage-stats")
-        # `ip netns exec`, `unshare` and `exec` keep the process: its pid is ray start's.
-        with (logs / f"{name}.log").open("wb") as log:
-            ray_start = subprocess.Popen(
-                ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private",
-                 "sh", "-c", script], env=env, stdout=log, stderr=subprocess.STDOUT)
+        ray_start = start_ray(netns, address, model, env, logs / f"{name}.log", *ray_options)
         try:
             yield Host(name, netns, address, ray_start)
         finally:
@@ -303,14 +334,33 @@ def host(name: str, address: str, model: Path, env: dict[str, str], logs: Path,
         ip("netns", "del", netns, check=False)
 
 
-def stop_namespace(netns: str) -> None:
+def start_ray(netns: str, address: str, model: Path, env: dict[str, str], log: Path,
+              *ray_options: str) -> subprocess.Popen[bytes]:
+    """`ray start --block` in a network namespace, in a mount namespace of its own with a
+    fresh /tmp and /dev/shm, the model copied into that /tmp."""
+    ray = Path(sys.executable).parent / "ray"
+    script = (f"mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && "
+              f"mkdir -p {MODELS} && cp -r {model} {MODELS}/flux && "
+              f"exec {ray} start --node-ip-address {address} --num-gpus 1 "
+              f"{' '.join(ray_options)} --block --disable-usage-stats")
+    # `ip netns exec`, `unshare` and `exec` keep the process: its pid is ray start's.
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private",
+             "sh", "-c", script], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_namespace(netns: str, *, crash: bool = False) -> None:
     """SIGTERM every process in the namespace (`ray start` stops its node), then SIGKILL what
-    is left after 30 s."""
+    is left after 30 s; or, to crash the host, SIGKILL at once."""
     def pids() -> list[int]:
         found = ip("netns", "pids", netns, check=False).split()
         return [int(pid) for pid in found if pid.isdigit()]
 
-    for signum, patience in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+    steps = [(signal.SIGKILL, 10.0)]
+    if not crash:
+        steps.insert(0, (signal.SIGTERM, 30.0))
+    for signum, patience in steps:
         for pid in pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
@@ -388,19 +438,28 @@ def retries(stderr: Path) -> int:
 
 
 def health(url: str) -> list[dict[str, Any]]:
-    """The replicas /health lists."""
-    import httpx
-
-    answer = httpx.get(f"{url}/health", headers={"x-api-key": API_KEY}, timeout=30)
-    if answer.status_code != 200:
-        raise CheckFailed(f"{url}/health answered {answer.status_code}: {answer.text[:200]}")
-    replicas: list[dict[str, Any]] = answer.json()["replica_list"]
+    """The replicas /health lists, at least one."""
+    replicas = live_replicas(url)
+    if not replicas:
+        raise CheckFailed(f"{url}/health lists no live replica")
     return replicas
 
 
 def live_replicas(url: str) -> list[dict[str, Any]]:
-    """The replicas /health lists; none while it answers 503 (none is up)."""
-    return health(url) if http_status(f"{url}/health") != 503 else []
+    """The replicas /health lists; none while it answers 503 or not at all (none is up, or
+    Serve is replacing the fleet's ingress)."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url}/health", headers={"x-api-key": API_KEY}, timeout=10)
+    except httpx.TransportError:
+        return []
+    if answer.status_code == 503:
+        return []
+    if answer.status_code != 200:
+        raise CheckFailed(f"{url}/health answered {answer.status_code}: {answer.text[:200]}")
+    replicas: list[dict[str, Any]] = answer.json()["replica_list"]
+    return replicas
 
 
 def http_status(url: str) -> int:
