@@ -25,9 +25,10 @@ random-weight Flux from /tmp/imagine-models/flux, copied into its own /tmp. Chec
    folder is copied back, Serve's next retry starts the replica and the command says it
    serves. Then, while it serves, host2 loses the folder again and its replica is killed:
    the command says so again, and the replica comes back with the folder.
-6. Host2 crashes (every process of it killed at once): the command says the cluster lost the
-   room for a replica, host1's replica answers meanwhile, and when host2 joins again a
-   replica starts on it.
+6. Host2 crashes (every process of it killed at once): the fleet's ingress runs on host1,
+   where the command runs, so /health through host1 drops host2's replica within seconds;
+   the command says the cluster lost the room for a replica, host1's replica answers
+   meanwhile, and when host2 joins again a replica starts on it.
 
 Needs root on Linux, with `ip`, `unshare` and `nsenter`: it adds two network namespaces, a
 bridge and addresses, and removes them, with every process in them, at the end. Run it from the
@@ -265,14 +266,20 @@ def check_a_host_that_crashes_and_comes_back(cluster: Cluster,
     """Check 6: every process of host2 killed at once while the fleet serves; then host2
     joins again."""
     host1_url = cluster.url(cluster.host1)
+    ingress = http_json(f"{host1_url}/health")["ingress"]["node"]
     since = time.monotonic()
     stop_namespace(cluster.host2.netns, crash=True)
     cluster.host2.ray_start.wait(timeout=10)
-    # Seconds, not zero, when the fleet's one ingress ran on host2: Serve starts a new one.
-    poll(lambda: True if len(live_replicas(host1_url)) == 1 else None, 120,
-         "/health with host2's replica gone")
+    # Had the fleet's one ingress run on host2, nothing would answer until Serve had started
+    # another: it runs where the command does, host1.
+    replicas = poll(lambda: found if len(found := live_replicas(host1_url)) == 1 else None,
+                    120, "/health with host2's replica gone")
+    if replicas[0]["node"] != ingress:
+        raise CheckFailed(f"the ingress ran on node {ingress}, not on host1's "
+                          f"{replicas[0]['node']}")
     print(f"host2 crashed (SIGKILL to all its processes): /health through host1 lists 1 "
-          f"replica {time.monotonic() - since:.0f} s later")
+          f"replica {time.monotonic() - since:.0f} s later; the ingress runs on host1 "
+          f"({ingress}), where the command runs")
     said = wait_for_line(command, stderr, f"{FLEET} the cluster lost room:", 120)
     print(f"the command: {said!r} {time.monotonic() - since:.0f} s after the crash")
     answers = concurrent_images(host1_url, 2)
@@ -445,6 +452,17 @@ def health(url: str) -> list[dict[str, Any]]:
     if not replicas:
         raise CheckFailed(f"{url}/health lists no live replica")
     return replicas
+
+
+def http_json(url: str) -> dict[str, Any]:
+    """The JSON of a GET with the key, which must answer 200."""
+    import httpx
+
+    answer = httpx.get(url, headers={"x-api-key": API_KEY}, timeout=30)
+    if answer.status_code != 200:
+        raise CheckFailed(f"{url} answered {answer.status_code}: {answer.text[:200]}")
+    found: dict[str, Any] = answer.json()
+    return found
 
 
 def live_replicas(url: str) -> list[dict[str, Any]]:

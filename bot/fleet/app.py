@@ -9,7 +9,8 @@
     GET  /health       the worker's fields for the whole fleet (models with a live replica,
                        queue_depth, seconds_per_image, images, samplers) plus "replicas" (live
                        replicas per model), "queues" (requests in flight per model) and
-                       "replica_list" (each live replica: node, pid, device, ongoing, images);
+                       "replica_list" (each live replica: node, pid, device, ongoing, images)
+                       and "ingress" (its node and pid);
                        503 while no replica is live
 
 Errors are the worker's (400, 401, 404, 405, 413, 500, 503 out of memory) plus 503 with a
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,8 @@ from bot.worker.samplers import table_for
 
 log = logging.getLogger("bot.fleet")
 
+NODE_ID_LABEL = "ray.io/node-id"  # the label Ray gives every node: its id
+
 REPLICA_DIED = ("A replica of the fleet stopped while making this image; send it again "
                 "(another replica takes it).")
 
@@ -84,6 +88,7 @@ class FleetIngress:
         self.tables = {model: table_for(model) for model in self.replicas}
         self.figures = {model: _ModelFigures() for model in self.replicas}
         self.cancelled = 0
+        self.node = ray.get_runtime_context().get_node_id()[:12]  # as replicas name theirs
         self.board = self._board()
 
     def _board(self) -> Any:
@@ -186,12 +191,15 @@ class FleetIngress:
             "replicas": {m: len(found) for m, found in live.items()},
             "queues": {m: f.in_flight for m, f in self.figures.items()},
             "replica_list": [r.public() for r in reports],
+            "ingress": {"node": self.node, "pid": os.getpid()},
         })
 
 
-def build_app(spec: FleetSpec, api_key: str | None = None) -> Any:
+def build_app(spec: FleetSpec, api_key: str | None = None, ingress_node: str | None = None
+              ) -> Any:
     """The Serve application for `spec`: pass it to serve.run (an ingress and one deployment
-    per model; the api_key, if set, guards every route)."""
+    per model; the api_key, if set, guards every route; the ingress runs on the Ray node
+    `ingress_node` while that node is up, if one is given)."""
     replicas = {
         model: serve.deployment(name=model, **deployment_options(spec))(ModelReplica).bind(
             model, spec)
@@ -201,8 +209,20 @@ def build_app(spec: FleetSpec, api_key: str | None = None) -> Any:
     # it sees the whole fleet's queue for /health. It never gets the spec's loader, so its
     # process imports no torch.
     ingress = serve.deployment(
-        name="ingress", num_replicas=1, ray_actor_options={"num_cpus": 0},
+        name="ingress", num_replicas=1, ray_actor_options=ingress_actor_options(ingress_node),
         max_ongoing_requests=spec.ingress_max_ongoing_requests,
         graceful_shutdown_wait_loop_s=spec.drain_check_s,
     )(serve.ingress()(FleetIngress))
     return ingress.bind(replicas, spec.heartbeat_s, api_key)
+
+
+def ingress_actor_options(node: str | None) -> dict[str, Any]:
+    """The ingress's Ray actor options: no CPU of its own and, given a node, that node first.
+
+    The command gives the node it runs on (the head machine, in docs/fleet.md): placed on a
+    GPU machine instead, the one ingress would take the fleet's URL down with that machine
+    until Serve had started another. Anywhere else will do when that node is gone."""
+    if node is None:
+        return {"num_cpus": 0}
+    return {"num_cpus": 0, "label_selector": {NODE_ID_LABEL: node},
+            "fallback_strategy": [{"label_selector": {}}]}

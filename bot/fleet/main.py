@@ -205,8 +205,9 @@ def run_fleet(args: argparse.Namespace) -> int:
         serve.start(http_options={"host": options.host, "port": options.port})
         # Not serve.run: it waits for the application without a way to stop the wait, and a
         # replica with no room waits for ever. run_many can leave the waiting to us.
-        serve.run_many([serve.RunTarget(build_app(spec, api_key), name=APP_NAME,
-                                        route_prefix="/")],
+        here = ray.get_runtime_context().get_node_id()  # the ingress's place, while it is up
+        serve.run_many([serve.RunTarget(build_app(spec, api_key, ingress_node=here),
+                                        name=APP_NAME, route_prefix="/")],
                        wait_for_applications_running=False)
         teller = Teller()
         running = _wait_until_running(stop, teller)

@@ -21,6 +21,13 @@ def test_health_lists_the_models_and_every_live_replica(fleet: Fleet) -> None:
     assert len({r["pid"] for r in health["replica_list"]}) == 2
 
 
+def test_health_names_the_ingress_node(fleet: Fleet) -> None:
+    # The package's Ray has one node (the command's tests add a second only for a while).
+    node = ray.get_runtime_context().get_node_id()[:12]
+
+    assert fleet.health().json()["ingress"]["node"] == node
+
+
 def test_health_offers_the_samplers_the_bot_routes_by(fleet: Fleet) -> None:
     samplers = fleet.health().json()["samplers"]
 

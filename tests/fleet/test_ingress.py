@@ -37,6 +37,11 @@ def test_the_ingress_process_maps_no_torch_while_each_replica_does(fleet: Fleet)
     assert not loads_torch(ingress[0])
 
 
+def test_health_names_the_ingress_process(fleet: Fleet) -> None:
+    assert [fleet.health().json()["ingress"]["pid"]] == processes_titled(
+        f"ServeReplica:{FLEET_APP}:ingress")
+
+
 def test_what_the_fleet_command_imports_to_deploy_holds_no_torch() -> None:
     # run_fleet's imports: the ingress, the spec, the loader's options, Ray and Serve.
     imports = ("import sys, ray, ray.serve, bot.fleet.main, bot.fleet.app, bot.fleet.spec, "

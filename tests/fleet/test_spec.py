@@ -16,6 +16,7 @@ from ray.serve.schema import (
 
 from bot.cli import main
 from bot.config import FleetSettings
+from bot.fleet.app import ingress_actor_options
 from bot.fleet.main import (
     Teller,
     add_fleet_arguments,
@@ -39,6 +40,18 @@ def args(*argv: str) -> argparse.Namespace:
 
 def spec(**fields: object) -> FleetSpec:
     return FleetSpec(models=("flux-schnell",), loader=SourceLoader(()), **fields)  # type: ignore[arg-type]
+
+
+def test_the_ingress_prefers_the_node_it_is_given_and_may_run_elsewhere() -> None:
+    options = ingress_actor_options("9e8d223c4edf")
+
+    assert options["label_selector"] == {"ray.io/node-id": "9e8d223c4edf"}
+    assert options["fallback_strategy"] == [{"label_selector": {}}]  # any node
+    assert options["num_cpus"] == 0
+
+
+def test_an_ingress_given_no_node_may_run_anywhere() -> None:
+    assert ingress_actor_options(None) == {"num_cpus": 0}
 
 
 def test_a_fixed_replica_count_is_deployed_without_autoscaling() -> None:
