@@ -13,8 +13,9 @@ cluster (`ray start --head` on one machine, `ray start --address HEAD:6379` on t
 Ray, torch and diffusers are imported only inside run_fleet, so `imagine-bot --help` works
 without the fleet extra. Every start-up problem is one line on stderr: exit code 2 for bad
 options, a cluster out of reach or a Ray of its own too small for the replicas, 1 when Serve
-gives up on the deployment; a replica that fails to start while Serve retries it (on a machine
-without the model, say) is told once, and the command waits on.
+gives up on the deployment. A replica that fails to start while Serve retries it (on a machine
+without the model, say), and, once serving, a cluster that lost the room for the replicas (a
+machine gone), are told once each, and the command waits on.
 """
 
 from __future__ import annotations
