@@ -62,7 +62,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fleet.support import distance, poll  # noqa: E402
+from tests.fleet.support import distance, poll, wait_for_line  # noqa: E402
 
 SUBNET = "10.77.0"
 THIS_MACHINE = f"{SUBNET}.254"
@@ -406,22 +406,6 @@ def start(command: list[str], env: dict[str, str], stderr: Path) -> subprocess.P
     with stderr.open("wb") as out:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=out)
-
-
-def wait_for_line(command: subprocess.Popen[bytes], stderr: Path, line: str,
-                  seconds: float, nth: int = 1) -> str:
-    """Poll a command's stderr for the nth line beginning with `line`; that whole line."""
-    def said() -> str | None:
-        found = [seen for seen in stderr.read_text(errors="replace").splitlines()
-                 if seen.startswith(line)]
-        if len(found) >= nth:
-            return found[nth - 1]
-        if command.poll() is not None:
-            raise CheckFailed(f"the command exited {command.returncode} before saying "
-                              f"{line!r}: {fleet_lines(stderr)}")
-        return None
-
-    return poll(said, seconds, f"the line {line!r}", every_s=0.5)
 
 
 def stop(command: subprocess.Popen[bytes], stderr: Path) -> None:

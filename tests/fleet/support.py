@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 API_KEY = "fleet-test-key-4b2e"
@@ -75,6 +77,23 @@ def poll(probe: Callable[[], T | None], seconds: float, what: str, every_s: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {seconds:g} s")
         time.sleep(every_s)
+
+
+def wait_for_line(command: subprocess.Popen[Any], stderr: Path, line: str,
+                  seconds: float = 180, nth: int = 1) -> str:
+    """Poll a command's stderr (a file) for its nth line beginning with `line`; that whole
+    line. Fails at once if the command exits first."""
+    def said() -> str | None:
+        found = [seen for seen in stderr.read_text(errors="replace").splitlines()
+                 if seen.startswith(line)]
+        if len(found) >= nth:
+            return found[nth - 1]
+        if command.poll() is not None:
+            raise AssertionError(f"the command exited {command.returncode} before saying "
+                                 f"{line!r}: {stderr.read_text(errors='replace')[-3000:]}")
+        return None
+
+    return poll(said, seconds, f"the line {line!r}", every_s=0.2)
 
 
 def free_port() -> int:

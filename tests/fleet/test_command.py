@@ -28,7 +28,16 @@ import httpx
 import pytest
 import ray
 
-from tests.fleet.support import API_KEY, FLEET_APP, MEDIUM, Cluster, Fleet, free_port, poll
+from tests.fleet.support import (
+    API_KEY,
+    FLEET_APP,
+    MEDIUM,
+    Cluster,
+    Fleet,
+    free_port,
+    poll,
+    wait_for_line,
+)
 from tests.helpers import env_without_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,18 +78,6 @@ def fleet_command(flux_dir: Path, env: dict[str, str], stderr: Path, *options: s
              "--replicas", "1", *options],
             cwd=ROOT, env=env, text=True, stdout=subprocess.DEVNULL, stderr=out,
         )
-
-
-def wait_for_line(command: subprocess.Popen[str], stderr: Path, line: str) -> None:
-    """Poll the command's stderr until `line` starts one of its lines."""
-    def said() -> bool | None:
-        if any(seen.startswith(line) for seen in stderr.read_text().splitlines()):
-            return True
-        if command.poll() is not None:
-            raise AssertionError(f"the command exited: {stderr.read_text()}")
-        return None
-
-    poll(said, 180, f"the line {line!r}", every_s=0.2)
 
 
 def serve_until_sigterm(command: subprocess.Popen[str], stderr: Path, url: str) -> CommandRun:
