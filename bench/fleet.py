@@ -19,15 +19,18 @@ less busy of two replicas drawn at random) in place of the fleet's least-busy on
 
 Then, for scale, Serve's own floor on this machine, none of our code, measured as the overhead
 is: hops=2 is the fleet's shape (an ingress deployment awaiting a deployment that sleeps L),
-hops=1 a single deployment that sleeps in the ingress itself; and the machine's own floor,
-http_floor: a plain Starlette app on uvicorn in a process of its own, sleeping L, no Ray.
+hops=1 a single deployment that sleeps in the ingress itself; ray_floor, one call to a plain
+Ray actor that sleeps L (no Serve, no HTTP: one hop between two processes); and the machine's
+own floor, http_floor: a plain Starlette app on uvicorn in a process of its own, sleeping L, no
+Ray. Last, engine_alone: what the worker's own code costs per image, in this process, no Ray
+and no HTTP (the Engine's noise, scheduler, pipeline call with L = 0 and crop, then the JPEG).
 
 Batching is off (--max-batch-size 1) by default: a fixed-latency pipeline sleeps L per image
 whether batched or not, so batching could only add its gathering wait. The replicas take no
 CPU or GPU reservation, so 4 fit on a 2-core machine (they sleep). Prints one line per count:
 replicas=N throughput_ratio=X overhead_p50_ms=Y overhead_p99_ms=Z queued=Q/R, the same after
-serve_default_router for N > 1, then serve_floor hops=H overhead_p50_ms=Y overhead_p99_ms=Z
-and http_floor overhead_p50_ms=Y overhead_p99_ms=Z.
+serve_default_router for N > 1, then serve_floor hops=H overhead_p50_ms=Y overhead_p99_ms=Z,
+ray_floor, http_floor and engine_alone lines of the same form.
 
 --pipeline flux serves FLUX.1-schnell at full size with random weights instead
 (bot/worker/random_flux.py: nothing downloaded), 1024x1024, 4 steps, bfloat16, on one GPU per
@@ -197,6 +200,55 @@ def http_floor(latency: float) -> list[float]:
         server.join()
 
 
+def ray_floor(latency: float) -> list[float]:
+    """Each overhead in ms of one call to a plain Ray actor (no Serve, no HTTP) that sleeps
+    `latency` on its event loop, as a replica does, one call at a time."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Sleeper:
+        async def make(self) -> bytes:
+            await asyncio.sleep(latency)
+            return FLOOR_IMAGE
+
+    sleeper = Sleeper.remote()  # type: ignore[attr-defined]
+
+    async def calls(count: int) -> list[float]:
+        overhead_ms = []
+        for _ in range(count):
+            started = time.perf_counter()
+            await sleeper.make.remote()
+            overhead_ms.append((time.perf_counter() - started - latency) * 1000)
+        return overhead_ms
+
+    try:
+        asyncio.run(calls(3))
+        return asyncio.run(calls(20))
+    finally:
+        ray.kill(sleeper)
+
+
+def engine_alone() -> list[float]:
+    """Each time in ms the worker's own code takes for one request of BODY, in this process:
+    Engine.generate around a pipeline that answers at once (L = 0), then the JPEG."""
+    import torch
+
+    from bot.worker.contract import encode_images
+    from bot.worker.params import parse_body
+    from bot.worker.synthetic import FixedLatencyLoader
+
+    torch.set_num_threads(1)  # as in a replica, where Ray sets OMP_NUM_THREADS=1
+    engine = FixedLatencyLoader(0.0)("flux-schnell")
+    params = parse_body(engine.catalog.get("flux-schnell"), BODY, engine.tables["flux-schnell"])
+    spent_ms = []
+    for attempt in range(23):
+        started = time.perf_counter()
+        encode_images(engine.generate(params), params)
+        if attempt >= 3:  # the first ones warm up: imports, the first scheduler
+            spent_ms.append((time.perf_counter() - started) * 1000)
+    return spent_ms
+
+
 def wait_for_replicas(url: str, count: int) -> None:
     import httpx
 
@@ -340,7 +392,8 @@ def main() -> None:
 
 
 def print_floors(url: str, latency: float) -> None:
-    """Serve's own floor (one and two hops) and a plain HTTP server's, as overhead lines."""
+    """Serve's own floor (one and two hops), a plain Ray call's, a plain HTTP server's and the
+    Engine's own work, as overhead lines."""
     from ray import serve
 
     two_hops, one_hop = floor_apps(latency)
@@ -349,11 +402,16 @@ def print_floors(url: str, latency: float) -> None:
     for hops, path in ((2, "/floor"), (1, "/floor1")):
         asyncio.run(drive_floor(url, path, 3))
         floor_ms = [(s - latency) * 1000 for s in asyncio.run(drive_floor(url, path, 20))]
-        print(f"serve_floor hops={hops} overhead_p50_ms={statistics.median(floor_ms):.1f} "
-              f"overhead_p99_ms={percentile(floor_ms, 0.99):.1f}", flush=True)
-    plain_ms = http_floor(latency)
-    print(f"http_floor overhead_p50_ms={statistics.median(plain_ms):.1f} "
-          f"overhead_p99_ms={percentile(plain_ms, 0.99):.1f}", flush=True)
+        print_overhead(f"serve_floor hops={hops}", floor_ms)
+    print_overhead("ray_floor", ray_floor(latency))
+    print_overhead("http_floor", http_floor(latency))
+    print_overhead("engine_alone", engine_alone())
+
+
+def print_overhead(label: str, overhead_ms: list[float]) -> None:
+    """One floor's line: its label, then the p50 and p99 of `overhead_ms`."""
+    print(f"{label} overhead_p50_ms={statistics.median(overhead_ms):.1f} "
+          f"overhead_p99_ms={percentile(overhead_ms, 0.99):.1f}", flush=True)
 
 
 if __name__ == "__main__":
