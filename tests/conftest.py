@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake Segmind on loopback and settings/services that point at it."""
+"""Shared fixtures: a fake Segmind on loopback and settings/services that point at it, and the
+tiny random-weight pipelines that the worker's and the fleet's tests both load."""
 
 from __future__ import annotations
 
@@ -71,3 +72,26 @@ async def service(settings_for: Callable[..., Settings]) -> AsyncIterator[Imagin
     await svc.start()
     yield svc
     await svc.stop()
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The three tiny pipelines, saved in diffusers' folder layout (once per test process)."""
+    from bot.worker.synthetic import TINY_MODELS, save_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("models")
+    return {model: save_tiny_pipeline(model, root / model) for model in TINY_MODELS}
+
+
+@pytest.fixture(scope="session")
+def engine(model_dirs: dict[str, Path]) -> Any:
+    """An Engine holding the three tiny pipelines, loaded through from_pretrained."""
+    import torch
+
+    from bot.worker.pipelines import Engine
+    from bot.worker.sources import resolve_source
+
+    # The tiny models' ops are so small that syncing threads costs more than it saves; the
+    # fleet's replicas run on one thread too (Ray sets OMP_NUM_THREADS=1), for equal numerics.
+    torch.set_num_threads(1)
+    return Engine.load({m: resolve_source(m, str(path)) for m, path in model_dirs.items()})

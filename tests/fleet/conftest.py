@@ -3,11 +3,12 @@
 The Ray uses Ray's token authentication, as docs/fleet.md sets up a cluster, so that
 `imagine-bot fleet --address` can be tested joining it. The fleet is the application "tests"
 under /tests (the command's own application takes /): it serves the tiny random-weight Flux
-pipeline (bot.worker.synthetic, saved with save_pretrained and loaded back by each replica
-through from_pretrained) with two replicas, behind the API key. Ray and the fleet start once
-for the package and stop after its last test; the tests that kill a replica run last, so the
-others always find both replicas. Under `make test`'s several processes (pytest-xdist), every
-test that uses the Ray runs in the same one (the xdist group "ray"), which takes them first.
+pipeline (bot.worker.synthetic, saved with save_pretrained by tests/conftest.py's `model_dirs`
+and loaded back by each replica through from_pretrained) with two replicas, behind the API
+key. Ray and the fleet start once for the package and stop after its last test; the tests that
+kill a replica run last, so the others always find both replicas. Under `make test`'s several
+processes (pytest-xdist), every test that uses the Ray runs in the same one (the xdist group
+"ray"), which takes them first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import secrets
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -44,7 +44,6 @@ os.environ.update(RAY_AUTH)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import ray
-    import torch
     from ray import serve
 
 KILLS_A_REPLICA = "kills_a_replica"
@@ -79,21 +78,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="package")
-def flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Flux pipeline in diffusers' folder layout."""
-    from bot.worker.synthetic import save_tiny_pipeline
-
-    return save_tiny_pipeline("flux-schnell", tmp_path_factory.mktemp("fleet-models") / "flux")
-
-
-@pytest.fixture(scope="package")
-def engine(flux_dir: Path) -> Any:
-    """The same tiny Flux, loaded in this process: the single-seed images to compare with."""
-    from bot.worker.pipelines import Engine
-    from bot.worker.sources import resolve_source
-
-    torch.set_num_threads(1)  # as in the replicas (OMP_NUM_THREADS=1 there): the same numerics
-    return Engine.load({"flux-schnell": resolve_source("flux-schnell", str(flux_dir))})
+def flux_dir(model_dirs: dict[str, Path]) -> Path:
+    """The tiny Flux pipeline in diffusers' folder layout: the one the `engine` fixture holds,
+    so an image from a replica can be compared with the same seed's image made here."""
+    return model_dirs["flux-schnell"]
 
 
 @pytest.fixture(scope="package")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,7 @@ from tests.fleet.support import SMALL, Fleet, distance
 TOLERANCE = 0.5  # mean absolute difference, in 0-255 levels
 
 
-def params_for(engine: Any, **fields: Any) -> GenerationParams:
-    model = next(iter(engine.models))
+def params_for(engine: Any, model: str = "flux-schnell", **fields: Any) -> GenerationParams:
     body = {"prompt": "a red fox in the snow", "image_format": "png", **fields}
     return parse_body(engine.catalog.get(model), body, engine.tables[model])
 
@@ -32,17 +30,6 @@ def pngs(engine: Any, batch: list[GenerationParams]) -> list[list[bytes]]:
 
 def alone(engine: Any, params: GenerationParams) -> list[bytes]:
     return encode_images(engine.generate(params), params)
-
-
-@pytest.fixture(scope="module")
-def kolors(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The tiny Kolors (a UNet with classifier-free guidance and negative prompts)."""
-    from bot.worker.pipelines import Engine
-    from bot.worker.sources import resolve_source
-    from bot.worker.synthetic import save_tiny_pipeline
-
-    folder = save_tiny_pipeline("kolors", tmp_path_factory.mktemp("kolors") / "kolors")
-    return Engine.load({"kolors": resolve_source("kolors", str(Path(folder)))})
 
 
 def test_batched_flux_images_equal_the_images_their_seeds_give_alone(engine: Any) -> None:
@@ -58,15 +45,15 @@ def test_batched_flux_images_equal_the_images_their_seeds_give_alone(engine: Any
             assert distance(batched, single) < TOLERANCE
 
 
-def test_batched_kolors_images_keep_their_own_negative_prompts(kolors: Any) -> None:
+def test_batched_kolors_images_keep_their_own_negative_prompts(engine: Any) -> None:
     small = {"width": 512, "height": 512, "steps": 2, "cfg": 5}
-    batch = [params_for(kolors, seed=1, negative_prompt="blurry", **small),
-             params_for(kolors, seed=2, negative_prompt="low quality, ugly", **small)]
+    batch = [params_for(engine, "kolors", seed=1, negative_prompt="blurry", **small),
+             params_for(engine, "kolors", seed=2, negative_prompt="low quality, ugly", **small)]
 
-    together = pngs(kolors, batch)
+    together = pngs(engine, batch)
 
     for images, params in zip(together, batch, strict=True):
-        assert distance(images[0], alone(kolors, params)[0]) < TOLERANCE
+        assert distance(images[0], alone(engine, params)[0]) < TOLERANCE
 
 
 def test_a_stochastic_sampler_is_never_batched(engine: Any) -> None:

@@ -3,7 +3,8 @@ over a real socket on loopback.
 
 The tiny Flux, Chroma and Kolors pipelines have random weights and locally trained tokenizers
 (bot.worker.synthetic); they are saved with save_pretrained into a session folder and loaded
-back by Engine.load, the worker's own from_pretrained path. Nothing touches the network.
+back by Engine.load, the worker's own from_pretrained path (the `model_dirs` and `engine`
+fixtures of tests/conftest.py, shared with the fleet's tests). Nothing touches the network.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.library_noise import silence_library_noise
-from tests.worker.support import MODELS, Served, serve
+from tests.worker.support import Served, serve
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from the hub, ever
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -26,27 +27,7 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 # `make test` installs it, so without it the install is broken and these tests must fail to
 # collect, never be skipped.
 import diffusers  # noqa: F401
-import torch
-
-
-@pytest.fixture(scope="session")
-def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The three tiny pipelines, saved in diffusers' folder layout."""
-    from bot.worker.synthetic import save_tiny_pipeline
-
-    root = tmp_path_factory.mktemp("models")
-    return {model: save_tiny_pipeline(model, root / model) for model in MODELS}
-
-
-@pytest.fixture(scope="session")
-def engine(model_dirs: dict[str, Path]) -> Any:
-    """An Engine holding the three tiny pipelines, loaded through from_pretrained."""
-    from bot.worker.pipelines import Engine
-    from bot.worker.sources import resolve_source
-
-    # The tiny models' ops are so small that syncing threads costs more than it saves.
-    torch.set_num_threads(1)
-    return Engine.load({m: resolve_source(m, str(path)) for m, path in model_dirs.items()})
+import torch  # noqa: F401
 
 
 @pytest.fixture(scope="session")
